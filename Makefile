@@ -1,0 +1,119 @@
+# vmdrain — build, test, lint.
+#
+#   make            bin/vmdrain
+#   make unit       unit tests under ASan and UBSan (Criterion)
+#   make valgrind-unit  the same tests under valgrind
+#   make lint       clang-format check and cppcheck
+#   make test       everything CI runs
+#   make deps       system packages (other targets call it when needed)
+
+VERSION := $(shell cat VERSION)
+PKGS    := libcurl yajl yaml-0.1 openssl
+CC      ?= cc
+
+CSTD     := -std=c11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wpointer-arith -Wformat=2
+DEPFLAGS  = $(shell pkg-config --cflags $(PKGS))
+DEPLIBS   = $(shell pkg-config --libs $(PKGS)) -lev -lhttp_parser -lm
+CFLAGS_COMMON = $(CSTD) $(WARN) -Ioperator $(DEPFLAGS) -DVMDRAIN_VERSION='"$(VERSION)"' -MMD -MP
+
+REL_CFLAGS   := -O2 -g
+ASAN_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+PLAIN_CFLAGS := -O0 -g
+
+LIB_SRCS  := $(sort $(wildcard operator/*/*.c))
+MAIN_SRC  := operator/main.c
+UNIT_SRCS := $(sort $(wildcard unit/*/*.c unit/*.c))
+C_FILES   := $(shell find operator unit fuzz bench -name '*.[ch]' 2>/dev/null)
+
+DEPS_STAMP := build/.deps-ok
+
+# Rewritten only when the set of sources changes, so that removing a file
+# relinks the binaries that held it.
+SRCLIST := build/.srclist
+$(shell mkdir -p build && echo '$(LIB_SRCS) $(UNIT_SRCS)' | cmp -s - $(SRCLIST) || \
+	echo '$(LIB_SRCS) $(UNIT_SRCS)' > $(SRCLIST))
+
+.PHONY: all deps unit valgrind-unit lint format test clean
+.SECONDARY:
+all: bin/vmdrain
+
+# --- system packages -------------------------------------------------------
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh
+	@bash scripts/deps.sh
+	@mkdir -p $(@D) && touch $@
+
+# --- object flavours: rel (the binary), asan (unit tests), plain (valgrind) -
+build/rel/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(REL_CFLAGS) -c $< -o $@
+build/asan/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(ASAN_CFLAGS) -c $< -o $@
+build/plain/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_COMMON) $(PLAIN_CFLAGS) -c $< -o $@
+
+bin/vmdrain: $(patsubst %.c,build/rel/%.o,$(LIB_SRCS) $(MAIN_SRC)) $(SRCLIST)
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $(filter %.o,$^) $(DEPLIBS)
+
+UNIT_LIBS = $(DEPLIBS) $(shell pkg-config --libs criterion)
+build/asan/vmdrain-unit: $(patsubst %.c,build/asan/%.o,$(LIB_SRCS) $(UNIT_SRCS)) $(SRCLIST)
+	$(CC) $(ASAN_CFLAGS) -o $@ $(filter %.o,$^) $(UNIT_LIBS)
+build/plain/vmdrain-unit: $(patsubst %.c,build/plain/%.o,$(LIB_SRCS) $(UNIT_SRCS)) $(SRCLIST)
+	$(CC) $(PLAIN_CFLAGS) -o $@ $(filter %.o,$^) $(UNIT_LIBS)
+
+# --- tests -------------------------------------------------------------------
+# Criterion forks one process per test; --jobs keeps the 2-core machine calm.
+UNIT_FLAGS ?= --jobs 2
+# A sanitizer or valgrind report from any worker fails the target.
+unit: build/asan/vmdrain-unit
+	@bash scripts/run-unit.sh asan ./build/asan/vmdrain-unit $(UNIT_FLAGS)
+
+valgrind-unit: build/plain/vmdrain-unit
+	@bash scripts/run-unit.sh valgrind ./build/plain/vmdrain-unit --jobs 1
+
+# --- fuzz drivers ------------------------------------------------------------
+# Each fuzz/fuzz_NAME.c is linked with fuzz/replay.c (ASan, UBSan) and run over
+# fuzz/corpus/NAME/ by `make fuzz-replay`; `make fuzz` runs libFuzzer when
+# clang is installed (FUZZ_SECONDS per driver).
+FUZZ_NAMES := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+build/fuzz/replay-%: build/asan/fuzz/fuzz_%.o build/asan/fuzz/replay.o \
+		$(patsubst %.c,build/asan/%.o,$(LIB_SRCS))
+	@mkdir -p $(@D)
+	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(DEPLIBS)
+
+.PHONY: fuzz-replay fuzz
+fuzz-replay: $(addprefix build/fuzz/replay-,$(FUZZ_NAMES))
+	@set -e; for n in $(FUZZ_NAMES); do \
+	    printf 'fuzz-replay %-12s ' $$n; \
+	    ASAN_OPTIONS=detect_leaks=1 ./build/fuzz/replay-$$n fuzz/corpus/$$n; \
+	done
+
+fuzz: | $(DEPS_STAMP)
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	@set -e; for n in $(FUZZ_NAMES); do \
+	    mkdir -p build/fuzz/lf build/fuzz/corpus-$$n; \
+	    clang -g -O1 -fsanitize=fuzzer,address,undefined $(CSTD) -Ioperator $(DEPFLAGS) \
+	        -o build/fuzz/lf/$$n fuzz/fuzz_$$n.c $(LIB_SRCS) $(DEPLIBS); \
+	    ./build/fuzz/lf/$$n -max_total_time=$(FUZZ_SECONDS) build/fuzz/corpus-$$n fuzz/corpus/$$n; \
+	done
+
+lint: | $(DEPS_STAMP)
+	clang-format --dry-run --Werror $(C_FILES)
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,style,performance,portability \
+	    --inline-suppr --suppress=missingIncludeSystem --suppress=unusedFunction \
+	    -I operator -D__GNUC__ operator fuzz bench
+
+format: | $(DEPS_STAMP)
+	clang-format -i $(C_FILES)
+
+test: lint unit fuzz-replay
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs the unit test binary and fails when a sanitizer or valgrind reported
+# anything, even from a worker that had already told Criterion it passed:
+# Criterion forks one worker per test and does not look at what a worker
+# prints after its test body returned (leak reports come at exit).
+#
+#   run-unit.sh asan     BINARY [criterion flags...]
+#   run-unit.sh valgrind BINARY [criterion flags...]
+set -euo pipefail
+
+mode=$1 bin=$2
+shift 2
+log=$(mktemp)
+trap 'rm -f "$log" "$log".vg.*' EXIT
+
+rc=0
+case "$mode" in
+asan)
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+        "$bin" "$@" 2>&1 | tee "$log" || rc=$?
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+        echo "run-unit: sanitizer reports above" >&2
+        rc=1
+    fi
+    ;;
+valgrind)
+    valgrind --quiet --trace-children=yes --leak-check=full \
+        --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect \
+        --log-file="$log.vg.%p" "$bin" "$@" 2>&1 | tee "$log" || rc=$?
+    for f in "$log".vg.*; do
+        [ -s "$f" ] || continue
+        cat "$f" >&2
+        rc=1
+    done
+    [ $rc -eq 0 ] || echo "run-unit: valgrind reports above" >&2
+    ;;
+*)
+    echo "run-unit: unknown mode '$mode' (want asan or valgrind)" >&2
+    exit 2
+    ;;
+esac
+exit $rc
