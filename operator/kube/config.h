@@ -1,0 +1,49 @@
+/*
+ * config — how to reach and authenticate to a kube-apiserver.
+ *
+ * Loaded from a kubeconfig file (kubeconfig.c) or from the in-cluster
+ * service-account environment. Every key and certificate is held in memory
+ * as PEM and handed to libcurl as a blob: nothing is ever written to a
+ * temporary file.
+ */
+#ifndef VMDRAIN_KUBE_CONFIG_H
+#define VMDRAIN_KUBE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct kube_config {
+    char *source;          /* where it came from, for messages: a path or "in-cluster" */
+    char *context;         /* the context used (NULL in-cluster) */
+    char *server;          /* "https://host:port", no trailing slash */
+    char *tls_server_name; /* overrides the name checked in the certificate, or NULL */
+    char *ca_pem;          /* CA bundle, PEM, or NULL for the system store */
+    size_t ca_pem_len;
+    char *cert_pem; /* client certificate, PEM, or NULL */
+    size_t cert_pem_len;
+    char *key_pem; /* client key, PEM, or NULL */
+    size_t key_pem_len;
+    char *token;      /* bearer token, or NULL */
+    char *token_file; /* re-read periodically when set (bound tokens rotate) */
+    bool insecure_skip_tls_verify;
+} kube_config_t;
+
+/* Loads a kubeconfig: path if not NULL, else the first file of $KUBECONFIG,
+ * else ~/.kube/config. context selects a context other than
+ * current-context (NULL for current-context). Relative file references are
+ * resolved against the kubeconfig's directory and read into memory. Returns 0,
+ * or -1 with a message naming the file, the key and the problem. The caller
+ * frees out with kube_config_free(). */
+int kube_config_load(const char *path, const char *context, kube_config_t *out, char *err,
+                     size_t errlen);
+
+/* Loads the in-cluster configuration: KUBERNETES_SERVICE_HOST and
+ * KUBERNETES_SERVICE_PORT, the token and CA under dir (NULL means
+ * /var/run/secrets/kubernetes.io/serviceaccount). Returns 0 or -1 with a
+ * message. The caller frees out with kube_config_free(). */
+int kube_config_in_cluster(const char *dir, kube_config_t *out, char *err, size_t errlen);
+
+/* Releases everything out holds; the struct is zeroed. */
+void kube_config_free(kube_config_t *c);
+
+#endif
