@@ -1,0 +1,72 @@
+/*
+ * drain/config — the migration settings, in the seed's ConfigMap format.
+ *
+ *   data:
+ *     feature-gates: "DataVolumes,LiveMigration"
+ *     migrations: |-
+ *       parallelMigrationsPerCluster: 5
+ *       parallelOutboundMigrationsPerNode: 2
+ *       ...
+ *
+ * Parsing is all-or-nothing: a configuration with one bad key or value is
+ * rejected whole, with a message naming the key and the value, so that the
+ * caller can keep the last good one in force.
+ */
+#ifndef VMDRAIN_DRAIN_CONFIG_H
+#define VMDRAIN_DRAIN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest migrations block accepted. */
+#define DRAIN_CONFIG_MAX_YAML (64 * 1024)
+/* Longest taint key (a qualified name: 253 prefix + '/' + 63 name). */
+#define DRAIN_TAINT_KEY_MAX 317
+
+typedef enum eviction_strategy {
+    EVICTION_UNSET = 0, /* not set on the VMI: the cluster default applies */
+    EVICTION_NONE,
+    EVICTION_LIVE_MIGRATE,
+    EVICTION_LIVE_MIGRATE_IF_POSSIBLE,
+    EVICTION_EXTERNAL,
+    EVICTION_UNKNOWN, /* a value this version does not know */
+} eviction_strategy_t;
+
+typedef enum uncordon_policy {
+    UNCORDON_ON_TAINT_REMOVAL,
+    UNCORDON_ON_COMPLETION,
+} uncordon_policy_t;
+
+typedef struct drain_config {
+    bool live_migration_enabled; /* "LiveMigration" in feature-gates */
+    int parallel_migrations_per_cluster;
+    int parallel_outbound_per_node;
+    int64_t bandwidth_per_migration; /* bytes per second; 0 means unlimited */
+    int completion_timeout_per_gib;  /* seconds */
+    int progress_timeout;            /* seconds */
+    char node_drain_taint_key[DRAIN_TAINT_KEY_MAX + 1];
+    eviction_strategy_t eviction_strategy; /* cluster default */
+    int max_migration_attempts;
+    int retry_backoff_seconds;
+    uncordon_policy_t uncordon_policy;
+} drain_config_t;
+
+/* The defaults of DESIGN §4 (and of the seed). */
+void drain_config_defaults(drain_config_t *c);
+
+/* Parses the two ConfigMap values (either may be NULL: absent) into out,
+ * starting from the defaults. Returns 0, or -1 with a message naming the
+ * key and the value in err; out is then left untouched. */
+int drain_config_parse(const char *feature_gates, const char *migrations, drain_config_t *out,
+                       char *err, size_t errlen);
+
+/* Parses "None", "LiveMigrate", "LiveMigrateIfPossible" or "External";
+ * anything else is EVICTION_UNKNOWN, NULL or "" is EVICTION_UNSET. */
+eviction_strategy_t eviction_strategy_parse(const char *s);
+const char *eviction_strategy_name(eviction_strategy_t s);
+
+/* One line describing c, for the log. */
+int drain_config_describe(const drain_config_t *c, char *out, size_t outlen);
+
+#endif
