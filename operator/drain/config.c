@@ -58,18 +58,17 @@ const char *eviction_strategy_name(eviction_strategy_t s)
 /* True when the comma-separated gate list names LiveMigration. */
 static bool has_live_migration_gate(const char *gates)
 {
-    const char *p = gates;
-    while (p && *p) {
-        const char *end = strchr(p, ',');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        const char *s = p, *e = p + n;
-        while (s < e && (*s == ' ' || *s == '\t' || *s == '\n'))
-            s++;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n'))
-            e--;
-        if ((size_t)(e - s) == strlen("LiveMigration") && strncmp(s, "LiveMigration", 13) == 0)
+    static const char gate[] = "LiveMigration";
+    const size_t n = sizeof(gate) - 1;
+
+    for (const char *p = gates; p && *p;) {
+        p += strspn(p, " \t\n,");
+        size_t len = strcspn(p, ","), trimmed = len;
+        while (trimmed > 0 && strchr(" \t\n", p[trimmed - 1]))
+            trimmed--;
+        if (trimmed == n && strncmp(p, gate, n) == 0)
             return true;
-        p = end ? end + 1 : NULL;
+        p += len;
     }
     return false;
 }
@@ -93,8 +92,6 @@ static int parse_int(const char *key, const char *v, int min, int max, int *out,
 /* Applies one key of the migrations block to c. */
 static int apply_key(drain_config_t *c, const char *key, const char *v, char *err, size_t errlen)
 {
-    char qerr[160];
-
     if (strcmp(key, "parallelMigrationsPerCluster") == 0)
         return parse_int(key, v, 1, 10000, &c->parallel_migrations_per_cluster, err, errlen);
     if (strcmp(key, "parallelOutboundMigrationsPerNode") == 0)
@@ -108,6 +105,7 @@ static int apply_key(drain_config_t *c, const char *key, const char *v, char *er
     if (strcmp(key, "retryBackoffSeconds") == 0)
         return parse_int(key, v, 0, 86400, &c->retry_backoff_seconds, err, errlen);
     if (strcmp(key, "bandwidthPerMigration") == 0) {
+        char qerr[160];
         if (quantity_parse(v, 0, &c->bandwidth_per_migration, qerr, sizeof(qerr)) < 0) {
             snprintf(err, errlen, "migrations: %s: %s", key, qerr);
             return -1;
