@@ -122,8 +122,14 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	on(migInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.enqueue(c.migrationQ, o) },
-		UpdateFunc: func(_, o any) { c.enqueue(c.migrationQ, o) },
-		DeleteFunc: func(any) { active() }, // a finished or deleted migration may free its VMI for the next one
+		UpdateFunc: func(_, o any) {
+			c.enqueue(c.migrationQ, o)
+			var m kubevirt.Migration
+			if kubevirt.FromUnstructured(o, &m) == nil && m.Final() {
+				active() // a finished migration frees its VMI for the next one
+			}
+		},
+		DeleteFunc: func(any) { active() },
 	})
 	on(vmiInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.enqueue(c.vmiQ, o); active() },
