@@ -121,7 +121,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.synced = append(c.synced, inf.HasSynced)
 	}
 	on(migInf.Informer(), cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(o any) { c.enqueue(c.migrationQ, o) },
+		AddFunc: func(o any) { c.enqueue(c.migrationQ, o) },
 		UpdateFunc: func(_, o any) {
 			c.enqueue(c.migrationQ, o)
 			var m kubevirt.Migration
