@@ -670,6 +670,8 @@ static const char **string_slot(kube_decoder_t *d, int field)
     return NULL;
 }
 
+/* A string value for a struct field: decoder state, an enum, or a string
+ * of the projection. */
 static void set_string(kube_decoder_t *d, int ctx, const struct row *r, const char *s, size_t n)
 {
     if (set_enum_or_state(d, r->field, s, n))
@@ -764,6 +766,8 @@ static void set_int(kube_decoder_t *d, int field, int64_t v)
     }
 }
 
+/* A quantity field (string or number); one that does not parse makes the
+ * object skipped. */
 static void set_quantity(kube_decoder_t *d, int ctx, const struct row *r, const char *s, size_t n)
 {
     char tmp[QUANTITY_MAX_LEN + 8], err[192];
@@ -799,6 +803,8 @@ static bool time_is_informational(int field)
     return field == F_MS_START || field == F_MS_END || field == F_PTT_TIME;
 }
 
+/* A time field; one that does not parse skips the object, or is only
+ * warned about for the informational status times. */
 static void set_time(kube_decoder_t *d, int ctx, const struct row *r, const char *s, size_t n)
 {
     char tmp[72], err[192];
@@ -929,6 +935,8 @@ static void count_data(kube_decoder_t *d, int ctx, size_t n)
         problem(d, "data larger than %d bytes", KUBE_CONFIGMAP_DATA_MAX);
 }
 
+/* A key of a string map: remembered for messages, and copied into the
+ * pool when the map keeps it (labels and annotations keep few keys). */
 static void map_key(kube_decoder_t *d, int ctx, const char *k, size_t n)
 {
     copy_cut(d->key, sizeof(d->key), k, n);
@@ -939,6 +947,8 @@ static void map_key(kube_decoder_t *d, int ctx, const char *k, size_t n)
     d->key_off = keep_string(d, ctx, d->key, k, n);
 }
 
+/* A value of a string map: must be a string (or null, which is "");
+ * stored with its key when the key is kept. */
 static void map_value(kube_decoder_t *d, int ctx, const struct jval *v)
 {
     uint32_t key = d->key_off;
@@ -966,6 +976,8 @@ static void map_value(kube_decoder_t *d, int ctx, const struct jval *v)
 
 /* --- objects, items and events ------------------------------------------- */
 
+/* An item or event object opens: a fresh builder and fresh bookkeeping.
+ * Its size is counted from here. */
 static void begin_object(kube_decoder_t *d)
 {
     d->in_obj = true;
@@ -1040,6 +1052,8 @@ static kube_obj_t *pack_object(kube_decoder_t *d, const char *what)
     return obj;
 }
 
+/* A LIST item is complete: deliver it to on_item (which owns it then), or
+ * skip it with the reason. */
 static void end_item(kube_decoder_t *d)
 {
     char who[256], buf[160];
@@ -1209,6 +1223,9 @@ static void on_item_scalar(kube_decoder_t *d, const struct jval *v)
     d->item_index++;
 }
 
+/* Every scalar: an array element, a string map value, or the value of the
+ * struct field whose key came last. Returns 0 to stop yajl on a hard
+ * error. */
 static int on_scalar(kube_decoder_t *d, const struct jval *v)
 {
     step(d);
@@ -1272,6 +1289,8 @@ static const struct row *find_row(const struct row *rows, const char *k, size_t 
     return NULL;
 }
 
+/* The row of a struct context for key k, or NULL for a key not kept (its
+ * value is then skipped). An object's own rows depend on the kind. */
 static const struct row *lookup(const kube_decoder_t *d, int ctx, const char *k, size_t n)
 {
     if (ctx != C_OBJ)
@@ -1280,6 +1299,8 @@ static const struct row *lookup(const kube_decoder_t *d, int ctx, const char *k,
     return r ? r : find_row(obj_common_rows, k, n);
 }
 
+/* A key: in a struct it selects the row for the value that follows; in a
+ * string map it is the entry's key. */
 static int cb_map_key(void *ctx, const unsigned char *key, size_t n)
 {
     kube_decoder_t *d = ctx;
@@ -1364,6 +1385,8 @@ static void enter(kube_decoder_t *d, int ctx)
     }
 }
 
+/* A container opens: push a frame with its context (SKIP for anything not
+ * kept), or only count levels past the stack. */
 static int on_open(kube_decoder_t *d, bool is_array)
 {
     step(d);
@@ -1420,6 +1443,8 @@ static void leave(kube_decoder_t *d, int ctx)
     }
 }
 
+/* A container closes (map or array alike): pop its frame and finish what
+ * it held. */
 static int cb_end(void *ctx)
 {
     kube_decoder_t *d = ctx;
@@ -1556,6 +1581,8 @@ int kube_decoder_feed(kube_decoder_t *d, const char *data, size_t len)
     return 0;
 }
 
+/* The LIST body is complete: report the list's metadata, or fail when the
+ * body was a Status. */
 static int finish_list(kube_decoder_t *d)
 {
     if (strcmp(d->list_kind, "Status") == 0) {
