@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #ifndef VMDRAIN_VERSION
 #define VMDRAIN_VERSION "dev"
@@ -491,7 +490,7 @@ static void req_dispatch(kube_req_t *r)
     kube_http_t *h = r->h;
     kube_result_t res = {0};
     kube_status_t st;
-    if (r->cc == CURLE_OK && !r->fail && r->status)
+    if (r->cc == CURLE_OK && r->status)
         result_response(r, &res, &st);
     else
         result_failure(r, &res);

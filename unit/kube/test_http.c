@@ -72,9 +72,21 @@ static void set_cfg(const char *server)
     cfg.token = strdup("token-one-1111");
 }
 
+static testserver_pki_t pki;
+
+/* libcurl honours the proxy environment; the test servers are local. */
+static void no_proxy(void)
+{
+    static const char *const vars[] = {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy",
+                                       "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        unsetenv(vars[i]);
+}
+
 static void setup(void)
 {
     char err[256];
+    no_proxy();
     logsink = open_memstream(&logged, &logged_len);
     log_setup(LOG_LEVEL_INFO, LOG_FORMAT_TEXT, logsink);
     loop = ev_loop_new(EVFLAG_AUTO);
@@ -84,6 +96,21 @@ static void setup(void)
     set_cfg(testserver_url(srv));
     h = kube_http_new(loop, &cfg, err, sizeof(err));
     cr_assert_not_null(h, "%s", err);
+}
+
+/* An HTTPS server; each test sets the TLS fields of cfg (which borrow
+ * pki's PEM text) and then calls renew_transport(). */
+static void setup_tls(void)
+{
+    no_proxy();
+    logsink = open_memstream(&logged, &logged_len);
+    log_setup(LOG_LEVEL_INFO, LOG_FORMAT_TEXT, logsink);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    cr_assert_not_null(loop);
+    cr_assert_eq(testserver_pki_make(&pki), 0);
+    srv = testserver_start_tls(&pki);
+    cr_assert_not_null(srv);
+    set_cfg(testserver_url(srv));
 }
 
 static void teardown(void)
@@ -105,9 +132,11 @@ static void teardown(void)
     log_setup(LOG_LEVEL_INFO, LOG_FORMAT_TEXT, NULL);
     fclose(logsink);
     free(logged);
+    testserver_pki_free(&pki);
 }
 
 TestSuite(http, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(http_tls, .init = setup_tls, .fini = teardown, .timeout = 30);
 
 /* What a request's callbacks saw. */
 typedef struct outcome {
@@ -661,6 +690,28 @@ Test(http, cancel_from_on_done_of_another_request)
     outcome_free(&slow);
 }
 
+Test(http, requests_cancelling_each_other_from_on_done_end_with_one_call)
+{
+    testserver_json(testserver_route(srv, "GET", "/", 200), "{}");
+    for (int i = 0; i < 20; i++) {
+        outcome_t a = {0}, b = {0};
+        start((kube_req_opts_t){.path = "/a"}, &a, false);
+        start((kube_req_opts_t){.path = "/b"}, &b, false);
+        a.cancel_on_done = b.req;
+        b.cancel_on_done = a.req;
+        bool any = false;
+        for (double t = 0; t < 10 && !any; t += 0.01) {
+            run_for(0.01);
+            any = a.done || b.done;
+        }
+        run_for(0.05);
+        cr_expect_eq(a.calls + b.calls, 1, "round %d", i);
+        cr_expect_eq(kube_http_pending(h), 0);
+        outcome_free(&a);
+        outcome_free(&b);
+    }
+}
+
 Test(http, free_with_requests_in_flight_calls_nothing)
 {
     testserver_delay(testserver_route(srv, "GET", "/slow", 200), -1);
@@ -921,4 +972,108 @@ Test(http, status_decode_caps_depth_and_lengths)
     cr_expect_eq(n, 1022, "the cut does not split the character");
     cr_expect_eq(st.code, 0, "a fractional code is ignored");
     buf_free(&b);
+}
+
+/* ---- TLS ------------------------------------------------------------------------ */
+
+static void use_ca(const char *pem)
+{
+    cfg.ca_pem = (char *)pem;
+    cfg.ca_pem_len = strlen(pem);
+}
+
+static void use_client_cert(const char *cert, const char *key)
+{
+    cfg.cert_pem = (char *)cert;
+    cfg.cert_pem_len = strlen(cert);
+    cfg.key_pem = (char *)key;
+    cfg.key_pem_len = strlen(key);
+}
+
+/* Sends GET /version through a fresh transport built from cfg. */
+static void get_version(outcome_t *o)
+{
+    renew_transport();
+    start((kube_req_opts_t){.path = "/version"}, o, false);
+    cr_assert(run_until(&o->done, 10));
+}
+
+Test(http_tls, pem_blobs_verify_the_server_and_present_the_client_certificate)
+{
+    testserver_json(testserver_route(srv, "GET", "/version", 200), "{\"major\":\"1\"}");
+    use_ca(pki.ca_pem);
+    use_client_cert(pki.client_cert_pem, pki.client_key_pem);
+    outcome_t o = {0}, anon = {0};
+    get_version(&o);
+    cr_expect_null(o.error, "%s", o.error);
+    cr_expect_eq(o.status, 200);
+    cr_expect_str_eq(o.body, "{\"major\":\"1\"}");
+    cr_assert_eq(testserver_nrequests(srv), 1);
+    cr_expect_str_eq(testserver_request(srv, 0)->client_cn, "vmdrain-test-client");
+    cfg.cert_pem = cfg.key_pem = NULL;
+    cfg.cert_pem_len = cfg.key_pem_len = 0;
+    get_version(&anon);
+    cr_expect_eq(anon.status, 200);
+    cr_assert_eq(testserver_nrequests(srv), 2);
+    cr_expect_str_eq(testserver_request(srv, 1)->client_cn, "", "no certificate without one");
+    outcome_free(&o);
+    outcome_free(&anon);
+}
+
+Test(http_tls, a_server_certificate_from_another_ca_is_refused)
+{
+    testserver_route(srv, "GET", "/version", 200);
+    use_ca(pki.other_ca_pem);
+    outcome_t o = {0};
+    get_version(&o);
+    cr_expect_eq(o.status, 0);
+    cr_assert_not_null(o.error);
+    cr_expect(strstr(o.error, "GET /version: SSL certificate problem") == o.error, "%s", o.error);
+    cr_expect_eq(testserver_nrequests(srv), 0);
+    outcome_free(&o);
+}
+
+Test(http_tls, insecure_skip_tls_verify_accepts_any_server_certificate)
+{
+    testserver_route(srv, "GET", "/version", 200);
+    use_ca(pki.other_ca_pem);
+    cfg.insecure_skip_tls_verify = true;
+    outcome_t o = {0};
+    get_version(&o);
+    cr_expect_null(o.error, "%s", o.error);
+    cr_expect_eq(o.status, 200);
+    outcome_free(&o);
+}
+
+Test(http_tls, tls_server_name_is_the_name_verified)
+{
+    testserver_route(srv, "GET", "/version", 200);
+    use_ca(pki.ca_pem);
+    cfg.tls_server_name = strdup("apiserver.test");
+    outcome_t good = {0}, bad = {0};
+    get_version(&good);
+    cr_expect_null(good.error, "%s", good.error);
+    cr_expect_eq(good.status, 200);
+    free(cfg.tls_server_name);
+    cfg.tls_server_name = strdup("wrong.test");
+    get_version(&bad);
+    cr_expect_eq(bad.status, 0);
+    cr_assert_not_null(bad.error);
+    cr_expect(strstr(bad.error, "wrong.test") != NULL, "%s", bad.error);
+    outcome_free(&good);
+    outcome_free(&bad);
+}
+
+Test(http_tls, an_unusable_client_key_is_a_transport_error)
+{
+    testserver_route(srv, "GET", "/version", 200);
+    use_ca(pki.ca_pem);
+    use_client_cert(pki.client_cert_pem, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE "
+                                         "KEY-----\n");
+    outcome_t o = {0};
+    get_version(&o);
+    cr_expect_eq(o.status, 0);
+    cr_assert_not_null(o.error);
+    cr_expect(strncmp(o.error, "GET /version: ", 14) == 0, "%s", o.error);
+    outcome_free(&o);
 }

@@ -3,9 +3,15 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <http_parser.h>
+#include <limits.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +54,9 @@ typedef struct ts_conn {
     testserver_t *s;
     pthread_t thread;
     int fd;
+    SSL *ssl; /* NULL for plain HTTP */
     int id;
+    char client_cn[64];
     /* the request being parsed */
     testserver_request_t *cur;
     bool in_value;
@@ -56,6 +64,7 @@ typedef struct ts_conn {
 } ts_conn_t;
 
 struct testserver {
+    SSL_CTX *tls; /* NULL for plain HTTP */
     int lfd;
     int port;
     char url[64];
@@ -119,18 +128,32 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static int send_all(int fd, const char *p, size_t n)
+static int send_all(ts_conn_t *c, const char *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
+        ssize_t w;
+        if (c->ssl) {
+            int k = SSL_write(c->ssl, p, n > INT_MAX ? INT_MAX : (int)n);
+            w = k > 0 ? k : -1;
+        } else {
+            w = send(c->fd, p, n, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+        }
         if (w <= 0)
             return -1;
         p += w;
         n -= (size_t)w;
     }
     return 0;
+}
+
+static ssize_t conn_recv(ts_conn_t *c, char *buf, size_t n)
+{
+    if (!c->ssl)
+        return recv(c->fd, buf, n, 0);
+    int k = SSL_read(c->ssl, buf, (int)n);
+    return k > 0 ? k : -1;
 }
 
 /* Waits ms milliseconds (-1: for ever). Returns true early when the server
@@ -176,6 +199,7 @@ static int on_message_begin(http_parser *p)
     ts_conn_t *c = p->data;
     c->cur = xcalloc(1, sizeof(*c->cur));
     c->cur->conn = c->id;
+    memcpy(c->cur->client_cn, c->client_cn, sizeof(c->client_cn));
     c->in_value = false;
     c->too_big = false;
     return 0;
@@ -322,7 +346,7 @@ static int send_head(ts_conn_t *c, const testserver_route_t *r, bool chunked, bo
     if (close)
         append_str(&head, "Connection: close\r\n", 19);
     append_str(&head, "\r\n", 2);
-    int rc = send_all(c->fd, head, strlen(head));
+    int rc = send_all(c, head, strlen(head));
     free(head);
     return rc;
 }
@@ -339,12 +363,12 @@ static int send_chunks(ts_conn_t *c, const testserver_route_t *r)
             return -1;
         snprintf(size, sizeof(size), "%zx\r\n", k->len);
         if (r->close_after_set && sent + k->len > r->close_after) {
-            send_all(c->fd, size, strlen(size));
-            send_all(c->fd, k->data, r->close_after - sent);
+            send_all(c, size, strlen(size));
+            send_all(c, k->data, r->close_after - sent);
             return -1;
         }
-        if (send_all(c->fd, size, strlen(size)) < 0 || send_all(c->fd, k->data, k->len) < 0 ||
-            send_all(c->fd, "\r\n", 2) < 0)
+        if (send_all(c, size, strlen(size)) < 0 || send_all(c, k->data, k->len) < 0 ||
+            send_all(c, "\r\n", 2) < 0)
             return -1;
         sent += k->len;
     }
@@ -354,7 +378,7 @@ static int send_chunks(ts_conn_t *c, const testserver_route_t *r)
         conn_pause(c, -1);
         return -1;
     }
-    return send_all(c->fd, "0\r\n\r\n", 5);
+    return send_all(c, "0\r\n\r\n", 5);
 }
 
 /* Answers one request. Returns 0 to keep the connection, -1 to close it. */
@@ -363,10 +387,10 @@ static int respond(ts_conn_t *c, const testserver_request_t *q)
     const testserver_route_t *r = route_match(c->s, q);
     if (!r) {
         static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nno route\n";
-        return send_all(c->fd, nf, sizeof(nf) - 1);
+        return send_all(c, nf, sizeof(nf) - 1);
     }
     if (r->is_raw) {
-        send_all(c->fd, r->raw, r->raw_len);
+        send_all(c, r->raw, r->raw_len);
         return -1;
     }
     if (r->delay_ms < 0) {
@@ -382,10 +406,10 @@ static int respond(ts_conn_t *c, const testserver_request_t *q)
     if (chunked)
         return send_chunks(c, r);
     if (r->close_after_set && r->close_after < r->body_len) {
-        send_all(c->fd, r->body, r->close_after);
+        send_all(c, r->body, r->close_after);
         return -1;
     }
-    if (send_all(c->fd, r->body ? r->body : "", r->body_len) < 0)
+    if (send_all(c, r->body ? r->body : "", r->body_len) < 0)
         return -1;
     return drop ? -1 : 0;
 }
@@ -414,6 +438,27 @@ static int conn_feed(ts_conn_t *c, http_parser *p, const char *data, size_t n)
     return 0;
 }
 
+/* Runs the TLS handshake and notes the CN of a verified client
+ * certificate. Returns 0 or -1. */
+static int conn_handshake(ts_conn_t *c)
+{
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE); /* OpenSSL writes with write(2) */
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+    c->ssl = SSL_new(c->s->tls);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_accept(c->ssl) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    X509 *peer = SSL_get1_peer_certificate(c->ssl);
+    if (peer && SSL_get_verify_result(c->ssl) == X509_V_OK)
+        X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, c->client_cn,
+                                  sizeof(c->client_cn));
+    X509_free(peer);
+    return 0;
+}
+
 static void *conn_main(void *arg)
 {
     ts_conn_t *c = arg;
@@ -421,18 +466,22 @@ static void *conn_main(void *arg)
     char buf[16384];
     http_parser_init(&p, HTTP_REQUEST);
     p.data = c;
+    if (c->s->tls && conn_handshake(c) < 0)
+        goto out;
     for (;;) {
         struct pollfd pf[2] = {{c->s->stop_r, POLLIN, 0}, {c->fd, POLLIN, 0}};
-        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+        bool buffered = c->ssl && SSL_pending(c->ssl) > 0;
+        if (!buffered && poll(pf, 2, -1) < 0 && errno != EINTR)
             break;
         if (pf[0].revents)
             break;
-        if (!pf[1].revents)
+        if (!buffered && !pf[1].revents)
             continue;
-        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+        ssize_t n = conn_recv(c, buf, sizeof(buf));
         if (n <= 0 || conn_feed(c, &p, buf, (size_t)n) < 0)
             break;
     }
+out:
     if (c->cur) { /* a request cut short: never recorded */
         for (int i = 0; i < c->cur->nheaders; i++) {
             free(c->cur->headers[i].name);
@@ -444,6 +493,9 @@ static void *conn_main(void *arg)
         free(c->cur);
         c->cur = NULL;
     }
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    ERR_clear_error();
     pthread_mutex_lock(&c->s->mu);
     close(c->fd);
     c->fd = -1;
@@ -481,9 +533,11 @@ static void *accept_main(void *arg)
 
 /* ---- public API ------------------------------------------------------------ */
 
-testserver_t *testserver_start(void)
+/* Listens and starts the accept thread; tls (adopted) may be NULL. */
+static testserver_t *server_start(SSL_CTX *tls)
 {
     testserver_t *s = xcalloc(1, sizeof(*s));
+    s->tls = tls;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
     int pipefd[2];
@@ -493,18 +547,60 @@ testserver_t *testserver_start(void)
         pipe(pipefd) < 0) {
         if (s->lfd >= 0)
             close(s->lfd);
+        SSL_CTX_free(tls);
         free(s);
         return NULL;
     }
     s->stop_r = pipefd[0];
     s->stop_w = pipefd[1];
     s->port = ntohs(a.sin_port);
-    snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+    snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", tls ? "https" : "http", s->port);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     if (pthread_create(&s->accept_thread, NULL, accept_main, s) != 0)
         abort();
     return s;
+}
+
+testserver_t *testserver_start(void)
+{
+    return server_start(NULL);
+}
+
+static X509 *pem_cert(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    return x;
+}
+
+static EVP_PKEY *pem_key(const char *pem)
+{
+    BIO *b = BIO_new_mem_buf(pem, -1);
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    return k;
+}
+
+testserver_t *testserver_start_tls(const testserver_pki_t *p)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    X509 *cert = pem_cert(p->server_cert_pem);
+    X509 *ca = pem_cert(p->ca_pem);
+    EVP_PKEY *key = pem_key(p->server_key_pem);
+    bool ok = ctx && cert && ca && key && SSL_CTX_use_certificate(ctx, cert) == 1 &&
+              SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+              X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca) == 1;
+    X509_free(cert);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    if (!ok) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL); /* asks; a missing certificate is fine */
+    return server_start(ctx);
 }
 
 static void request_free(testserver_request_t *q)
@@ -565,6 +661,7 @@ void testserver_stop(testserver_t *s)
     free(s->reqs);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
+    SSL_CTX_free(s->tls);
     free(s);
 }
 
@@ -697,4 +794,120 @@ bool testserver_wait_requests(testserver_t *s, int n, int timeout_ms)
     bool ok = s->nreqs >= n;
     pthread_mutex_unlock(&s->mu);
     return ok;
+}
+
+/* ---- a throwaway PKI ---------------------------------------------------------- */
+
+static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+    int rc = e && X509_add_ext(x, e, -1) == 1 ? 0 : -1;
+    X509_EXTENSION_free(e);
+    return rc;
+}
+
+/* Issues a certificate for key, signed by issuer (self-signed when NULL). */
+static X509 *issue(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, bool ca,
+                   const char *san, long serial)
+{
+    X509 *x = X509_new();
+    X509V3_CTX ctx;
+    if (!x)
+        return NULL;
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name);
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
+    int rc = add_ext(x, &ctx, NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    rc |= add_ext(x, &ctx, NID_key_usage,
+                  ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature");
+    rc |= add_ext(x, &ctx, NID_subject_key_identifier, "hash");
+    if (!ca)
+        rc |= add_ext(x, &ctx, NID_ext_key_usage, "serverAuth,clientAuth");
+    if (san)
+        rc |= add_ext(x, &ctx, NID_subject_alt_name, san);
+    if (rc != 0 || X509_sign(x, issuer_key ? issuer_key : key, EVP_sha256()) == 0) {
+        X509_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+static char *bio_text(BIO *b)
+{
+    char *data = NULL;
+    long n = BIO_get_mem_data(b, &data);
+    char *s = n > 0 ? xmemdup(data, (size_t)n) : NULL;
+    BIO_free(b);
+    return s;
+}
+
+static char *cert_pem(X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b || !x || PEM_write_bio_X509(b, x) != 1) {
+        BIO_free(b);
+        return NULL;
+    }
+    return bio_text(b);
+}
+
+static char *key_pem(EVP_PKEY *k)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    if (!b || !k || PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) != 1) {
+        BIO_free(b);
+        return NULL;
+    }
+    return bio_text(b);
+}
+
+int testserver_pki_make(testserver_pki_t *p)
+{
+    EVP_PKEY *ca_key = EVP_EC_gen("P-256"), *other_key = EVP_EC_gen("P-256");
+    EVP_PKEY *srv_key = EVP_EC_gen("P-256"), *cli_key = EVP_EC_gen("P-256");
+    X509 *ca = NULL, *other = NULL, *srv = NULL, *cli = NULL;
+    memset(p, 0, sizeof(*p));
+    if (ca_key && other_key && srv_key && cli_key) {
+        ca = issue(ca_key, "vmdrain-test-ca", NULL, NULL, true, NULL, 1);
+        other = issue(other_key, "vmdrain-other-ca", NULL, NULL, true, NULL, 2);
+        srv = issue(srv_key, "apiserver", ca, ca_key, false, "DNS:apiserver.test,IP:127.0.0.1", 3);
+        cli = issue(cli_key, "vmdrain-test-client", ca, ca_key, false, NULL, 4);
+    }
+    p->ca_pem = cert_pem(ca);
+    p->other_ca_pem = cert_pem(other);
+    p->server_cert_pem = cert_pem(srv);
+    p->server_key_pem = key_pem(srv_key);
+    p->client_cert_pem = cert_pem(cli);
+    p->client_key_pem = key_pem(cli_key);
+    X509_free(ca);
+    X509_free(other);
+    X509_free(srv);
+    X509_free(cli);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(other_key);
+    EVP_PKEY_free(srv_key);
+    EVP_PKEY_free(cli_key);
+    if (p->ca_pem && p->other_ca_pem && p->server_cert_pem && p->server_key_pem &&
+        p->client_cert_pem && p->client_key_pem)
+        return 0;
+    testserver_pki_free(p);
+    return -1;
+}
+
+void testserver_pki_free(testserver_pki_t *p)
+{
+    free(p->ca_pem);
+    free(p->other_ca_pem);
+    free(p->server_cert_pem);
+    free(p->server_key_pem);
+    free(p->client_cert_pem);
+    free(p->client_key_pem);
+    memset(p, 0, sizeof(*p));
 }

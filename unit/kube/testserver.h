@@ -9,6 +9,10 @@
  * connection after N body bytes, send raw garbage). Every request received
  * is recorded (method, path and query, headers, body) for assertions.
  *
+ * testserver_start_tls() serves HTTPS (HTTP/1.1, no ALPN) with a throwaway
+ * PKI made by testserver_pki_make(), and records the CN of the client
+ * certificate when the client presents one.
+ *
  * Configure a route completely before sending a request it could match.
  * Everything is freed by testserver_stop().
  */
@@ -35,10 +39,31 @@ typedef struct testserver_request {
     int nheaders;
     char *body; /* NUL-terminated */
     size_t body_len;
+    char client_cn[64]; /* CN of the verified client certificate, or "" */
 } testserver_request_t;
+
+/* A throwaway PKI, every member PEM text (EC P-256 keys). */
+typedef struct testserver_pki {
+    char *ca_pem;          /* signed the certificates below */
+    char *server_cert_pem; /* SANs: DNS:apiserver.test, IP:127.0.0.1 */
+    char *server_key_pem;
+    char *client_cert_pem; /* CN vmdrain-test-client */
+    char *client_key_pem;
+    char *other_ca_pem; /* an unrelated CA */
+} testserver_pki_t;
+
+/* Makes a PKI valid from an hour ago for a day. Returns 0 or -1. Free with
+ * testserver_pki_free(). */
+int testserver_pki_make(testserver_pki_t *p);
+void testserver_pki_free(testserver_pki_t *p);
 
 /* Starts a server. Returns NULL when it cannot listen. */
 testserver_t *testserver_start(void);
+
+/* Starts an HTTPS server presenting p's server certificate; it asks for a
+ * client certificate (optional) and verifies it against p's CA. URL
+ * "https://127.0.0.1:PORT". p may be freed afterwards. */
+testserver_t *testserver_start_tls(const testserver_pki_t *p);
 
 /* Stops the server: open connections are dropped, threads joined, and
  * everything (routes, recorded requests) freed. */
@@ -46,7 +71,7 @@ void testserver_stop(testserver_t *s);
 
 int testserver_port(const testserver_t *s);
 
-/* "http://127.0.0.1:PORT" */
+/* "http://127.0.0.1:PORT" or "https://127.0.0.1:PORT" */
 const char *testserver_url(const testserver_t *s);
 
 /* Adds a route answering method (NULL for any) on targets starting with
