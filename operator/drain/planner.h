@@ -46,7 +46,9 @@
  *   4. The node's candidates are taken in the planner's order: arrival
  *      (FIFO), largest memory first, or smallest first; ties by arrival.
  * Lowering a limit never cancels anything: it stops new selections until
- * what is in flight drops below it.
+ * what is in flight drops below it. Each selected slot costs a walk over the
+ * nodes and their queues up to a ready candidate, and over the chosen
+ * node's queue: linear, and small for the VMIs of a drain.
  *
  * Ownership: the planner is the caller's (planner_new/planner_free). It
  * copies every string it is given and owns the copies; candidates passed
