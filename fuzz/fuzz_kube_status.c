@@ -26,9 +26,9 @@ static void check_field(const char *s, size_t cap)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    kube_status_t st;
+    kube_api_status_t st;
     char err[256];
-    int rc = kube_status_decode((const char *)data, size, &st, err, sizeof(err));
+    int rc = kube_api_status_decode((const char *)data, size, &st, err, sizeof(err));
     check_field(st.reason, sizeof(st.reason));
     check_field(st.message, sizeof(st.message));
     if (rc < 0 &&

@@ -23,12 +23,6 @@
 #define HTTP_SNIPPET_MAX           200  /* bytes of a non-Status error body quoted */
 #define STATUS_MAX_DEPTH           32
 
-/* Re-reads c->token_file into c->token (kubeconfig.c). Declared weak so the
- * transport links into a program without the loader; token reload is then
- * reported as unavailable. */
-int kube_config_reload_token(kube_config_t *c, bool *changed, char *err, size_t errlen)
-    __attribute__((weak));
-
 typedef enum req_state {
     REQ_NEW,         /* waiting in the start list */
     REQ_RUNNING,     /* in the multi handle */
@@ -196,7 +190,7 @@ static const char *http_phrase(long status)
 enum status_key { KEY_NONE, KEY_CODE, KEY_REASON, KEY_MESSAGE };
 
 typedef struct status_ctx {
-    kube_status_t *out;
+    kube_api_status_t *out;
     int depth;
     enum status_key key; /* key whose value comes next, at depth 1 */
     bool object;
@@ -294,7 +288,8 @@ static const yajl_callbacks status_callbacks = {
     .yajl_end_array = st_close,
 };
 
-int kube_status_decode(const char *body, size_t len, kube_status_t *out, char *err, size_t errlen)
+int kube_api_status_decode(const char *body, size_t len, kube_api_status_t *out, char *err,
+                           size_t errlen)
 {
     status_ctx_t ctx = {.out = out};
     memset(out, 0, sizeof(*out));
@@ -420,7 +415,7 @@ static void req_free(kube_req_t *r)
 /* ---- results ------------------------------------------------------------ */
 
 /* Fills res for a request that received a complete response. */
-static void result_response(kube_req_t *r, kube_result_t *res, kube_status_t *st)
+static void result_response(kube_req_t *r, kube_result_t *res, kube_api_status_t *st)
 {
     res->status = r->status;
     res->body = r->body_buf.data ? r->body_buf.data : (r->on_data ? NULL : "");
@@ -428,8 +423,8 @@ static void result_response(kube_req_t *r, kube_result_t *res, kube_status_t *st
     if (is_2xx(r->status))
         return;
     char derr[128], snippet[HTTP_SNIPPET_MAX + 1] = "";
-    if (kube_status_decode(r->body_buf.data ? r->body_buf.data : "", r->body_buf.len, st, derr,
-                           sizeof(derr)) == 0) {
+    if (kube_api_status_decode(r->body_buf.data ? r->body_buf.data : "", r->body_buf.len, st, derr,
+                               sizeof(derr)) == 0) {
         res->reason = st->reason[0] ? st->reason : NULL;
         res->message = st->message[0] ? st->message : NULL;
         res->code = st->code;
@@ -466,10 +461,6 @@ static int http_reload(kube_http_t *h, const char *trigger)
     bool changed = false;
     if (!c->token_file)
         return 0;
-    if (!kube_config_reload_token) {
-        log_warn("token reload is not available in this build", "file", c->token_file);
-        return -1;
-    }
     if (kube_config_reload_token(c, &changed, err, sizeof(err)) < 0) {
         log_warn("cannot reload the bearer token; keeping the old one", "file", c->token_file,
                  "trigger", trigger, "error", err);
@@ -489,7 +480,7 @@ static void req_dispatch(kube_req_t *r)
 {
     kube_http_t *h = r->h;
     kube_result_t res = {0};
-    kube_status_t st;
+    kube_api_status_t st;
     if (r->cc == CURLE_OK && r->status)
         result_response(r, &res, &st);
     else

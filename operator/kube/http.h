@@ -119,17 +119,18 @@ void kube_req_cancel(kube_req_t *r);
 void kube_req_set_error(kube_req_t *r, const char *msg);
 
 /* A decoded Kubernetes Status object (metav1.Status). */
-typedef struct kube_status {
+typedef struct kube_api_status {
     long code;
     char reason[64];    /* truncated, control characters replaced by spaces */
     char message[1024]; /* same */
-} kube_status_t;
+} kube_api_status_t;
 
 /* Decodes code, reason and message from a Status JSON body of len bytes;
  * other keys are skipped. Returns 0, or -1 with a message in err when body
  * is not a JSON object (or nests deeper than 32 levels). out is always
  * initialised. */
-int kube_status_decode(const char *body, size_t len, kube_status_t *out, char *err, size_t errlen);
+int kube_api_status_decode(const char *body, size_t len, kube_api_status_t *out, char *err,
+                           size_t errlen);
 
 /* Initialises libcurl once for the process (kube_http_new() calls it).
  * Returns 0 or -1. */

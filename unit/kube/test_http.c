@@ -15,39 +15,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Stands in for the kubeconfig loader's implementation (kubeconfig.c) in a
- * tree that does not have it yet; a strong definition takes precedence at
- * link time. Re-reads c->token_file, without surrounding whitespace, into
- * c->token. */
-__attribute__((weak)) int kube_config_reload_token(kube_config_t *c, bool *changed, char *err,
-                                                   size_t errlen);
-__attribute__((weak)) int kube_config_reload_token(kube_config_t *c, bool *changed, char *err,
-                                                   size_t errlen)
-{
-    char buf[4096];
-    FILE *f = fopen(c->token_file, "r");
-    *changed = false;
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open", c->token_file);
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = '\0';
-    if (n == 0) {
-        snprintf(err, errlen, "%s: empty token", c->token_file);
-        return -1;
-    }
-    if (c->token && strcmp(c->token, buf) == 0)
-        return 0;
-    free(c->token);
-    c->token = strdup(buf);
-    *changed = true;
-    return 0;
-}
-
 /* ---- fixture --------------------------------------------------------------- */
 
 static struct ev_loop *loop;
@@ -919,12 +886,12 @@ Test(http, api_requests_total_counts_by_verb_and_code)
 
 Test(http, status_decode_reads_top_level_fields_only)
 {
-    kube_status_t st;
+    kube_api_status_t st;
     char err[128];
     static const char body[] = "{\"details\":{\"reason\":\"nested\",\"code\":1},\"reason\":"
                                "\"NotFound\",\"code\":404,\"message\":\"pods \\\"x\\\" not "
                                "found\",\"extra\":[1,{\"message\":\"no\"}],\"n\":null}";
-    cr_assert_eq(kube_status_decode(body, strlen(body), &st, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(kube_api_status_decode(body, strlen(body), &st, err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(st.code, 404);
     cr_expect_str_eq(st.reason, "NotFound");
     cr_expect_str_eq(st.message, "pods \"x\" not found");
@@ -932,14 +899,14 @@ Test(http, status_decode_reads_top_level_fields_only)
 
 Test(http, status_decode_rejects_what_is_not_an_object)
 {
-    kube_status_t st;
+    kube_api_status_t st;
     char err[128];
     const char *bad[] = {"[]", "\"Forbidden\"", "42",          "",
                          "{",  "{\"code\":}",   "{} trailing", "<html></html>"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        cr_expect_eq(kube_status_decode(bad[i], strlen(bad[i]), &st, err, sizeof(err)), -1, "%s",
-                     bad[i]);
+        cr_expect_eq(kube_api_status_decode(bad[i], strlen(bad[i]), &st, err, sizeof(err)), -1,
+                     "%s", bad[i]);
         cr_expect(strncmp(err, "Status body", 11) == 0, "%s: %s", bad[i], err);
         cr_expect_eq(st.code, 0);
         cr_expect_str_eq(st.reason, "");
@@ -948,13 +915,13 @@ Test(http, status_decode_rejects_what_is_not_an_object)
 
 Test(http, status_decode_caps_depth_and_lengths)
 {
-    kube_status_t st;
+    kube_api_status_t st;
     char err[128];
     char deep[200];
     memset(deep, '[', sizeof(deep));
     deep[0] = '{';
     memcpy(deep + 1, "\"a\":", 4);
-    cr_expect_eq(kube_status_decode(deep, sizeof(deep), &st, err, sizeof(err)), -1);
+    cr_expect_eq(kube_api_status_decode(deep, sizeof(deep), &st, err, sizeof(err)), -1);
     cr_expect(strstr(err, "deeper than 32") != NULL, "%s", err);
 
     /* a message longer than the field, ending in a two-byte character at the
@@ -965,7 +932,7 @@ Test(http, status_decode_caps_depth_and_lengths)
     for (int i = 0; i < 1010; i++)
         buf_puts(&b, "m");
     buf_puts(&b, "\xc3\xa9\xc3\xa9\",\"code\":1.5}");
-    cr_assert_eq(kube_status_decode(b.data, b.len, &st, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(kube_api_status_decode(b.data, b.len, &st, err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(strncmp(st.message, "line1 line2 mmm", 15), 0, "%s", st.message);
     size_t n = strlen(st.message);
     cr_expect_leq(n, sizeof(st.message) - 1);
