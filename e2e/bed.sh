@@ -28,6 +28,10 @@ SMOKE_PKGS=(./kubevirt/ ./sim/ ./bed/ ./smoke/)
 
 export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local
 
+# A signal becomes an ordinary exit, so EXIT traps (cleanup) run.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 log() { printf 'bed[%s] %s\n' "$BED" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -188,15 +192,17 @@ pids_of_bed() {
 	local p
 	for p in /proc/[0-9]*; do
 		[[ ${p#/proc/} == "$$" || ${p#/proc/} == "$BASHPID" ]] && continue
-		if tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -q -e "^$BEDDIR/" -e "=$BEDDIR/" -e "^$BEDDIR\$"; then
+		if tr '\0' '\n' 2>/dev/null <"$p/cmdline" | grep -q -e "^$BEDDIR/" -e "=$BEDDIR/" -e "^$BEDDIR\$"; then
 			echo "${p#/proc/}"
 		fi
 	done
 }
 
-up_failed() {
+# up_exit cleans up after a failed `up` (any exit before the bed is ready).
+up_exit() {
 	local rc=$?
-	trap - ERR
+	trap - EXIT
+	((rc != 0)) || return 0
 	log "up failed (exit $rc); stopping what was started"
 	cmd_down || true
 	exit "$rc"
@@ -213,7 +219,7 @@ cmd_up() {
 	fi
 	build_tools
 	mkdir -p "$BEDDIR"/{bin,certs,logs,pids,etcd}
-	trap up_failed ERR
+	trap up_exit EXIT
 
 	local b
 	for b in "$KUBE_DIR/kube-apiserver" "$KUBE_DIR/kubectl" "$ETCD_DIR/etcd" "$KWOK_DIR/kwok" "$HELM_DIR/helm"; do
@@ -295,7 +301,7 @@ export VMDRAIN_SIM_TIME_SCALE="$SIM_TIME_SCALE"
 export VMDRAIN_BED_BIN="$BEDDIR/bin"
 export PATH="$BEDDIR/bin:\$PATH"
 EOF
-	trap - ERR
+	trap - EXIT
 	log "bed $BED is up: kube-apiserver $KUBE_VERSION on https://127.0.0.1:$api_port (containers: https://$gw:$api_port)"
 	log "use it with: . $BEDDIR/env"
 	echo "$BEDDIR/kubeconfig"
@@ -315,7 +321,7 @@ running() {
 # names the bed directory is signalled (the pid may have been reused).
 stop_pid() {
 	local pid=$1 i
-	tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$BEDDIR" || return 0
+	tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "$BEDDIR" || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for ((i = 0; i < 75; i++)); do
 		running "$pid" || return 0
@@ -335,7 +341,7 @@ cmd_down() {
 		wait "$pid" 2>/dev/null || true
 	done
 	for pid in $(pids_of_bed); do # anything else that names the bed
-		log "stray process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+		log "stray process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
 		stop_pid "$pid"
 	done
 	sleep 0.2

@@ -2,7 +2,8 @@
 // virt-controller and virt-handler for VirtualMachineInstanceMigrations, keeps
 // each VMI's LiveMigratable condition current, and stands in for the few
 // kube-controller-manager duties the bed needs (default service accounts,
-// deleting the pods of a deleted VMI). It never starts a migration itself.
+// deleting the pods of a deleted VMI, lifting the not-ready taint of Ready
+// nodes). It never starts a migration itself.
 package sim
 
 import (
@@ -62,6 +63,7 @@ type Controller struct {
 	migrationQ workqueue.TypedRateLimitingInterface[string]
 	vmiQ       workqueue.TypedRateLimitingInterface[string]
 	namespaceQ workqueue.TypedRateLimitingInterface[string]
+	nodeQ      workqueue.TypedRateLimitingInterface[string]
 
 	mu      sync.Mutex
 	entered map[types.UID]entry // when this process moved a migration into its current phase
@@ -83,6 +85,7 @@ func New(c Clients, cfg Config, log *slog.Logger) *Controller {
 		migrationQ: workqueue.NewTypedRateLimitingQueueWithConfig(rateLimiter(), workqueue.TypedRateLimitingQueueConfig[string]{Name: "migrations"}),
 		vmiQ:       workqueue.NewTypedRateLimitingQueueWithConfig(rateLimiter(), workqueue.TypedRateLimitingQueueConfig[string]{Name: "vmis"}),
 		namespaceQ: workqueue.NewTypedRateLimitingQueueWithConfig(rateLimiter(), workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespaces"}),
+		nodeQ:      workqueue.NewTypedRateLimitingQueueWithConfig(rateLimiter(), workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodes"}),
 		entered:    map[types.UID]entry{},
 		up:         make(chan struct{}),
 	}
@@ -140,7 +143,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		AddFunc: func(any) { active() }, UpdateFunc: func(_, _ any) { active() }, DeleteFunc: func(any) { active() },
 	})
 	on(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { active() }, UpdateFunc: func(_, _ any) { active() }, DeleteFunc: func(any) { active() },
+		AddFunc:    func(o any) { c.enqueue(c.nodeQ, o); active() },
+		UpdateFunc: func(_, o any) { c.enqueue(c.nodeQ, o); active() },
+		DeleteFunc: func(any) { active() },
 	})
 	pvcChanged := func(o any) {
 		if pvc, ok := tombstone(o).(*corev1.PersistentVolumeClaim); ok {
@@ -179,11 +184,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	work(c.vmiQ, c.syncVMI)
 	work(c.namespaceQ, c.syncNamespace)
+	work(c.nodeQ, c.syncNode)
 
 	<-ctx.Done()
 	c.migrationQ.ShutDown()
 	c.vmiQ.ShutDown()
 	c.namespaceQ.ShutDown()
+	c.nodeQ.ShutDown()
 	wg.Wait()
 	return nil
 }

@@ -63,12 +63,12 @@ func TestPolicyAndAbortByDelete(t *testing.T) {
 	ctx := ctxT(t, 2*time.Minute)
 	ns := b.Namespace(t)
 	policies := b.Dynamic.Resource(kubevirt.PolicyResource)
-	// A slow policy for VMs labelled smoke=slow: 64Gi at 1Gi/s lasts 64 simulated seconds.
+	// A slow policy for VMs labelled smoke=slow: 64Gi at 256Mi/s lasts 256 simulated seconds.
 	slow := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "migrations.kubevirt.io/v1alpha1", "kind": "MigrationPolicy",
 		"metadata": map[string]any{"name": "smoke-slow"},
 		"spec": map[string]any{
-			"bandwidthPerMigration": "1Gi",
+			"bandwidthPerMigration": "256Mi",
 			"selectors":             map[string]any{"virtualMachineInstanceSelector": map[string]any{"smoke": "slow"}},
 		},
 	}}

@@ -286,11 +286,11 @@ func waitPhase(t *testing.T, ns, name, phase string, timeout time.Duration) *kub
 	t.Helper()
 	var m *kubevirt.Migration
 	err := bed.Eventually(context.Background(), timeout, func(ctx context.Context) (bool, error) {
-		var err error
-		m, err = b.Migration(ctx, ns, name)
+		got, err := b.Migration(ctx, ns, name)
 		if err != nil {
 			return false, nil
 		}
+		m = got
 		if m.Final() && m.Status.Phase != phase {
 			return false, fmt.Errorf("migration ended %s", m.Status.Phase)
 		}
