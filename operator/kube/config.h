@@ -28,8 +28,8 @@ typedef struct kube_config {
     bool insecure_skip_tls_verify;
 } kube_config_t;
 
-/* Loads a kubeconfig: path if not NULL, else the first file of $KUBECONFIG,
- * else ~/.kube/config. context selects a context other than
+/* Loads a kubeconfig: path if not NULL, else the first existing file of
+ * $KUBECONFIG (files are not merged), else ~/.kube/config. context selects a context other than
  * current-context (NULL for current-context). Relative file references are
  * resolved against the kubeconfig's directory and read into memory. Returns 0,
  * or -1 with a message naming the file, the key and the problem. The caller
@@ -43,7 +43,31 @@ int kube_config_load(const char *path, const char *context, kube_config_t *out, 
  * message. The caller frees out with kube_config_free(). */
 int kube_config_in_cluster(const char *dir, kube_config_t *out, char *err, size_t errlen);
 
-/* Releases everything out holds; the struct is zeroed. */
+/* Re-reads c->token_file, if set, so that a rotated token is picked up.
+ * When the file holds a different token it replaces c->token (the old one is
+ * wiped), is registered with log_add_secret() and *changed is set; an
+ * unchanged token leaves *changed false. Returns 0, or -1 with a message
+ * naming the file when it is unreadable, too large or empty: the old token
+ * stays in force then. Without a token_file it returns 0 and changes
+ * nothing. */
+int kube_config_reload_token(kube_config_t *c, bool *changed, char *err, size_t errlen);
+
+/* Releases everything c holds, wiping the token and the client key first;
+ * the struct is zeroed. */
 void kube_config_free(kube_config_t *c);
+
+/* Largest kubeconfig file accepted, and largest file it may reference
+ * (certificate, key, token). */
+#define KUBE_CONFIG_MAX_FILE (4u << 20)
+#define KUBE_CONFIG_MAX_REF  (1u << 20)
+
+/* private: the parser behind kube_config_load(), exposed for tests and the
+ * fuzz driver. Parses len bytes of kubeconfig YAML (data need not be
+ * NUL-terminated). source names the file in messages and its directory
+ * anchors relative file references (NULL: "<memory>", references relative
+ * to the working directory). context as for kube_config_load(). Same
+ * return and ownership as kube_config_load(). */
+int kube_config_parse_buffer(const char *data, size_t len, const char *source, const char *context,
+                             kube_config_t *out, char *err, size_t errlen);
 
 #endif
