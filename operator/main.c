@@ -6,6 +6,7 @@
  * help text.
  */
 #include "kube/config.h"
+#include "drain/run.h"
 #include "kube/debug.h"
 #include "util/log.h"
 
@@ -32,6 +33,7 @@ static void usage(FILE *out)
                  "Turns node drains into paced live migrations of KubeVirt virtual machines.\n"
                  "\n"
                  "Commands:\n"
+                 "  run --config NS/NAME       run the operator (run --help)\n"
                  "  debug list|watch RESOURCE  print what the informers see (debug --help)\n"
                  "\n"
                  "Options:\n"
@@ -129,14 +131,15 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *command = argv[optind];
-    if (strcmp(command, "debug") != 0)
+    if (strcmp(command, "debug") != 0 && strcmp(command, "run") != 0)
         return usage_error("unknown command", command);
     bool help = false;
     for (int i = optind + 1; i < argc; i++)
         help |= strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
     if (!help && load_config(kubeconfig, context, &cfg) < 0)
         return EXIT_RUNTIME;
-    int rc = kube_debug_main(&cfg, argc - optind, argv + optind);
+    int rc = strcmp(command, "run") == 0 ? drain_run_main(&cfg, argc - optind, argv + optind)
+                                         : kube_debug_main(&cfg, argc - optind, argv + optind);
     kube_config_free(&cfg);
     return rc;
 }

@@ -203,6 +203,12 @@ static void mig_deleted(void *ud, const kube_obj_t *obj)
     mig_changed(ud, obj);
 }
 
+static int enqueue_node(void *ud, const kube_obj_t *obj)
+{
+    enqueue(ud, obj->name);
+    return 0;
+}
+
 /* Applies a ConfigMap: all or nothing; an invalid one keeps the last good
  * configuration in force and says why. */
 static void config_changed(void *ud, const kube_obj_t *obj)
@@ -230,10 +236,10 @@ static void config_changed(void *ud, const kube_obj_t *obj)
                  "configmap", c->cfg_name);
     planner_set_limits(c->planner, c->cfg.parallel_migrations_per_cluster,
                        c->cfg.parallel_outbound_per_node);
-    for (hmap_entry_t *e = hmap_first(&c->rt); e; e = hmap_next(&c->rt, e))
-        enqueue(c, e->key);
+    /* new limits or rules: every node is looked at again, and a raised
+     * limit starts more migrations at once */
     if (c->ready) {
-        informer_foreach(c->nodes, (int (*)(void *, const kube_obj_t *))NULL, NULL);
+        informer_foreach(c->nodes, enqueue_node, c);
         dispatch(c);
     }
 }
@@ -250,12 +256,6 @@ static void config_deleted(void *ud, const kube_obj_t *obj)
     (void)obj;
     log_warn("configuration ConfigMap deleted; the last good configuration stays", "configmap",
              c->cfg_name, "namespace", c->cfg_ns);
-}
-
-static int enqueue_node(void *ud, const kube_obj_t *obj)
-{
-    enqueue(ud, obj->name);
-    return 0;
 }
 
 static void on_synced(void *ud)
@@ -325,7 +325,7 @@ static void on_patched(void *ud, const kube_result_t *res)
 static void on_deleted(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
-    free(hmap_del(&w->c->deleting, w->uid) == NULL ? NULL : NULL);
+    hmap_del(&w->c->deleting, w->uid);
     if (res->error && res->status != 404)
         log_error("migration delete failed", "migration", w->key, "error", res->error);
     enqueue(w->c, w->node);
@@ -347,7 +347,7 @@ static void on_created(void *ud, const kube_result_t *res)
     } else if (!res->error) {
         const kube_obj_t *n = informer_get(c->nodes, w->node);
         const kube_obj_t *v = informer_get(c->vmis, w->key);
-        char msg[512];
+        char msg[1024];
         snprintf(msg, sizeof(msg), "Migration %s created for VMI %s leaving node %s", w->uid,
                  w->key, w->node);
         if (n)
@@ -433,7 +433,7 @@ static void apply_deletes(drain_controller_t *c, const drain_view_t *v, const dr
         const kube_migration_t *m = p->deletes[i].mig;
         if (hmap_get(&c->deleting, m->obj.uid))
             continue;
-        char key[512], msg[512];
+        char key[512], msg[1024];
         snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->obj.name);
         snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s deleted: %s", m->obj.name,
                  m->obj.ns, m->vmi_name, p->deletes[i].reason);
