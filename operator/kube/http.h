@@ -1,0 +1,143 @@
+/*
+ * http — the transport to the kube-apiserver: libcurl's multi_socket API
+ * driven by a libev loop.
+ *
+ * One kube_http_t per apiserver holds one curl multi handle, so connections
+ * are pooled and reused, and HTTP/2 streams are multiplexed when the server
+ * offers h2 over TLS. Keys and certificates reach libcurl as in-memory PEM
+ * blobs. The bearer token is re-read from its file on a timer and after a
+ * 401, and every request uses the newest one.
+ *
+ * Callbacks: on_data runs from inside libcurl as bytes arrive; on_done runs
+ * exactly once per request that is not cancelled, from the loop, never from
+ * inside kube_http_request(). No easy handle is removed or freed inside a
+ * libcurl callback: finished and cancelled requests are queued and released
+ * from an ev_check watcher.
+ *
+ * Every request is counted in vmdrain_api_requests_total{verb,code} once:
+ * with its HTTP status when the response headers arrive, or with code
+ * "error" when it ends without any response. A request cancelled before a
+ * response is not counted.
+ */
+#ifndef VMDRAIN_KUBE_HTTP_H
+#define VMDRAIN_KUBE_HTTP_H
+
+#include "kube/config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct ev_loop;
+
+#define KUBE_HTTP_TIMEOUT        30.0        /* seconds, total, non-watch requests */
+#define KUBE_HTTP_IDLE_TIMEOUT   300.0       /* seconds without a byte, watch requests */
+#define KUBE_HTTP_MAX_BODY       (16u << 20) /* bytes, buffered bodies */
+#define KUBE_HTTP_ERROR_BODY_MAX (64u << 10) /* bytes of a non-2xx body kept */
+#define KUBE_HTTP_TOKEN_INTERVAL 60.0        /* seconds between token file reads */
+
+typedef struct kube_http kube_http_t;
+typedef struct kube_req kube_req_t;
+
+/* What on_done receives. Everything it points to lives until on_done
+ * returns. A request succeeded exactly when error is NULL. */
+typedef struct kube_result {
+    long status;         /* HTTP status of a complete response; 0 when the
+                            request failed before or while receiving it */
+    const char *error;   /* one line, "GET /path: ..."; NULL on 2xx */
+    const char *reason;  /* Status.reason of a non-2xx body ("NotFound",
+                            "Forbidden", "Expired", "Gone", ...) or NULL */
+    const char *message; /* Status.message of a non-2xx body, or NULL */
+    long code;           /* Status.code of a non-2xx body, or 0 */
+    const char *body;    /* the buffered body: the whole 2xx body when there
+                            is no on_data, the (capped) body of a non-2xx
+                            response; NUL-terminated; NULL otherwise */
+    size_t body_len;
+} kube_result_t;
+
+typedef struct kube_req_opts {
+    const char *method;       /* "GET" when NULL */
+    const char *path;         /* path and query, starting with '/'; appended to
+                                 the configured server URL */
+    const char *content_type; /* of the request body, or NULL */
+    const char *body;         /* copied; NULL for none */
+    size_t body_len;
+    bool watch;          /* long-lived: no total timeout, TCP keepalive,
+                            idle timeout instead */
+    double timeout;      /* non-watch: total seconds; <= 0 means KUBE_HTTP_TIMEOUT */
+    double idle_timeout; /* watch: seconds without a byte before failing;
+                            <= 0 means KUBE_HTTP_IDLE_TIMEOUT */
+    size_t max_body;     /* cap for a buffered 2xx body; 0 means
+                            KUBE_HTTP_MAX_BODY; exceeding it fails the request */
+    /* Streams a 2xx body as it arrives (body then stays NULL). Returns 0, or
+     * -1 to abort the request (set the reason first with
+     * kube_req_set_error()). May call any function of this module. */
+    int (*on_data)(void *ud, const char *data, size_t len);
+    /* Called once when the request ends, unless it was cancelled. The
+     * request is freed when it returns. */
+    void (*on_done)(void *ud, const kube_result_t *res);
+    void *ud;
+    const char *verb; /* metrics label (get, list, watch, create, patch,
+                         update, delete); derived from method and watch when NULL */
+} kube_req_opts_t;
+
+/* Creates the transport for cfg, which it borrows: cfg must outlive it (the
+ * token in it is replaced on reload). Returns NULL with a message in err
+ * when the server URL is unusable or libcurl cannot be set up. Free with
+ * kube_http_free(). */
+kube_http_t *kube_http_new(struct ev_loop *loop, kube_config_t *cfg, char *err, size_t errlen);
+
+/* Cancels every request (no on_done is called) and frees the transport.
+ * Safe while requests are in flight and from inside on_data or on_done
+ * (the memory is then released when the callback has returned). */
+void kube_http_free(kube_http_t *h);
+
+/* Changes how often the token file is re-read (tests; the default is
+ * KUBE_HTTP_TOKEN_INTERVAL). No effect without a token file. */
+void kube_http_set_token_interval(kube_http_t *h, double seconds);
+
+/* Re-reads the token file now. Returns 1 when the token changed, 0 when it
+ * did not or there is no token file, -1 on error (logged; the old token
+ * stays in use). */
+int kube_http_reload_token(kube_http_t *h);
+
+/* Requests not yet released (running, or queued for on_done). */
+size_t kube_http_pending(const kube_http_t *h);
+
+/* Starts a request; it is sent from the loop. Returns a handle owned by
+ * the transport, valid until on_done returns or kube_req_cancel() is called.
+ * Returns NULL (and never calls on_done) for a missing path or on_done, a
+ * path not starting with '/', a transport being freed, or when memory runs
+ * out. */
+kube_req_t *kube_http_request(kube_http_t *h, const kube_req_opts_t *o);
+
+/* Stops a request: on_done is not called and the handle is invalid
+ * afterwards. Safe from inside on_data or on_done of any request; a no-op
+ * from inside the request's own on_done. */
+void kube_req_cancel(kube_req_t *r);
+
+/* Sets the error text reported when on_data returns -1 (copied). */
+void kube_req_set_error(kube_req_t *r, const char *msg);
+
+/* A decoded Kubernetes Status object (metav1.Status). */
+typedef struct kube_api_status {
+    long code;
+    char reason[64];    /* truncated, control characters replaced by spaces */
+    char message[1024]; /* same */
+} kube_api_status_t;
+
+/* Decodes code, reason and message from a Status JSON body of len bytes;
+ * other keys are skipped. Returns 0, or -1 with a message in err when body
+ * is not a JSON object (or nests deeper than 32 levels). out is always
+ * initialised. */
+int kube_api_status_decode(const char *body, size_t len, kube_api_status_t *out, char *err,
+                           size_t errlen);
+
+/* Initialises libcurl once for the process (kube_http_new() calls it).
+ * Returns 0 or -1. */
+int kube_http_global_init(void);
+
+/* Releases libcurl's global state (shutdown, tests); no transport may be
+ * alive. */
+void kube_http_global_cleanup(void);
+
+#endif
