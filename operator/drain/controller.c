@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SELECT        64
-#define CREATE_RETRY      5.0 /* seconds before a failed create is tried again */
-#define NODE_KEY_MAX      254
-#define VIEW_MAX_DEFAULT  64
+#define MAX_SELECT       64
+#define CREATE_RETRY     5.0 /* seconds before a failed create is tried again */
+#define NODE_KEY_MAX     254
+#define VIEW_MAX_DEFAULT 64
 
 /* What the controller remembers of a node between reconciles: only what
  * paces its writes, never drain state (that lives on the node). */
@@ -410,7 +410,8 @@ static void apply_node(drain_controller_t *c, node_rt_t *r, const drain_view_t *
     if (p->cordon > 0)
         log_info("cordoning node", "node", name, "why", "drain taint present");
     else if (p->cordon < 0)
-        log_info("uncordoning node", "node", name, "why", "vmdrain cordoned it and the drain ended");
+        log_info("uncordoning node", "node", name, "why",
+                 "vmdrain cordoned it and the drain ended");
     write_ctx_t *w = wctx(c, name, NULL);
     if (w && kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_NODE), NULL, name, NULL,
                         KUBE_MERGE_PATCH, patch, on_patched, w)) {
@@ -435,8 +436,8 @@ static void apply_deletes(drain_controller_t *c, const drain_view_t *v, const dr
             continue;
         char key[512], msg[1024];
         snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->obj.name);
-        snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s deleted: %s", m->obj.name,
-                 m->obj.ns, m->vmi_name, p->deletes[i].reason);
+        snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s deleted: %s", m->obj.name, m->obj.ns,
+                 m->vmi_name, p->deletes[i].reason);
         write_ctx_t *w = wctx(c, v->node->obj.name, key);
         if (!w)
             continue;
@@ -626,9 +627,8 @@ static void dispatch(drain_controller_t *c)
             continue;
         }
         snprintf(w->uid, sizeof(w->uid), "%s", cd->name);
-        log_info("creating migration", "migration", cd->name, "vmi", picks[i].key, "node",
-                 cd->node, "attempt", cd->attempt == 1 ? "1" : ">1", "why",
-                 "a pacing slot is free");
+        log_info("creating migration", "migration", cd->name, "vmi", picks[i].key, "node", cd->node,
+                 "attempt", cd->attempt == 1 ? "1" : ">1", "why", "a pacing slot is free");
         free(body);
     }
     metrics_gauge_set(g_in_flight, planner_in_flight(c->planner, NULL), NULL);
@@ -652,9 +652,8 @@ static void on_ready_timer(struct ev_loop *loop, ev_timer *w, int revents)
 static informer_t *make_informer(drain_controller_t *c, kube_kind_t kind, const char *ns,
                                  const char *field_selector, const informer_handlers_t *h)
 {
-    informer_opts_t o = {.resource = kube_resource_of_kind(kind),
-                         .ns = ns,
-                         .field_selector = field_selector};
+    informer_opts_t o = {
+        .resource = kube_resource_of_kind(kind), .ns = ns, .field_selector = field_selector};
     return informer_new(c->http, c->loop, &o, h, c);
 }
 
@@ -668,15 +667,13 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     if (!c)
         return NULL;
     if (!g_in_flight) {
-        g_in_flight = metrics_gauge_new("migrations_in_flight",
-                                        "Migrations in flight in the cluster, all creators.", 0,
-                                        NULL);
+        g_in_flight = metrics_gauge_new(
+            "migrations_in_flight", "Migrations in flight in the cluster, all creators.", 0, NULL);
         g_drains = metrics_gauge_new("drains_in_progress", "Nodes in state Draining.", 0, NULL);
         g_blocked =
             metrics_gauge_new("vmis_blocked", "VMIs that cannot leave a draining node.", 0, NULL);
-        c_migrations = metrics_counter_new("migrations_total",
-                                           "Migrations of vmdrain's that ended, by result.", 1,
-                                           result_label);
+        c_migrations = metrics_counter_new(
+            "migrations_total", "Migrations of vmdrain's that ended, by result.", 1, result_label);
     }
     c->loop = loop;
     c->http = http;

@@ -20,9 +20,9 @@ struct ev_loop;
 typedef struct drain_controller drain_controller_t;
 
 typedef struct drain_controller_opts {
-    const char *config_ns;   /* the ConfigMap with feature-gates and migrations */
+    const char *config_ns; /* the ConfigMap with feature-gates and migrations */
     const char *config_name;
-    double patch_interval;   /* seconds between two patches of one node; <= 0: 1 */
+    double patch_interval; /* seconds between two patches of one node; <= 0: 1 */
 } drain_controller_opts_t;
 
 /* Creates the controller; nothing happens before drain_controller_start().

@@ -1,5 +1,6 @@
 #include "drain/reconcile.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,8 +100,8 @@ static void blocked_add(drain_plan_t *p, const kube_vmi_t *vmi, const char *reas
 {
     char item[320];
     size_t len = strlen(p->blocked_list);
-    int n = snprintf(item, sizeof(item), "%s%s/%s:%s", len ? "," : "", vmi->obj.ns,
-                     vmi->obj.name, reason);
+    int n = snprintf(item, sizeof(item), "%s%s/%s:%s", len ? "," : "", vmi->obj.ns, vmi->obj.name,
+                     reason);
     /* keep room for ",+NNN more" */
     if (n < 0 || len + (size_t)n + 12 > DRAIN_BLOCKED_MAX) {
         (*dropped)++;
@@ -109,12 +110,11 @@ static void blocked_add(drain_plan_t *p, const kube_vmi_t *vmi, const char *reas
     memcpy(p->blocked_list + len, item, (size_t)n + 1);
 }
 
-static void add_event(drain_plan_t *p, const char *reason, const char *type,
-                      const kube_vmi_t *vmi, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+static void add_event(drain_plan_t *p, const char *reason, const char *type, const kube_vmi_t *vmi,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void add_event(drain_plan_t *p, const char *reason, const char *type,
-                      const kube_vmi_t *vmi, const char *fmt, ...)
+static void add_event(drain_plan_t *p, const char *reason, const char *type, const kube_vmi_t *vmi,
+                      const char *fmt, ...)
 {
     if (p->n_events == DRAIN_MAX_EVENTS)
         return;
@@ -144,10 +144,10 @@ static bool already_blocked(const kube_node_t *n, const kube_vmi_t *vmi)
 
 /* What the migrations say about one VMI of the node. */
 typedef struct vmi_history {
-    const kube_migration_t *active;    /* in flight, ours or adopted */
-    bool finishing;                    /* a migration succeeded, the VMI has not moved yet */
-    int failures;                      /* our failed attempts from this node */
-    int last_attempt;                  /* highest attempt number of ours */
+    const kube_migration_t *active; /* in flight, ours or adopted */
+    bool finishing;                 /* a migration succeeded, the VMI has not moved yet */
+    int failures;                   /* our failed attempts from this node */
+    int last_attempt;               /* highest attempt number of ours */
     vd_time_t last_failure;
 } vmi_history_t;
 
@@ -250,15 +250,14 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
         if (s != KUBE_EVICTION_LIVE_MIGRATE && s != KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE)
             continue;
         if (!migratable) {
-            const char *reason = vmi->migratable_reason[0] ? vmi->migratable_reason
-                                                            : "NotLiveMigratable";
+            const char *reason =
+                vmi->migratable_reason[0] ? vmi->migratable_reason : "NotLiveMigratable";
             p->blocked++;
             blocked_add(p, vmi, reason, &dropped);
             if (!already_blocked(v->node, vmi))
-                add_event(p, "VMIBlocked", "Warning", vmi,
-                          "VMI %s/%s cannot leave node %s: %s%s%s", vmi->obj.ns, vmi->obj.name,
-                          v->node->obj.name, reason, vmi->migratable_message[0] ? ": " : "",
-                          vmi->migratable_message);
+                add_event(p, "VMIBlocked", "Warning", vmi, "VMI %s/%s cannot leave node %s: %s%s%s",
+                          vmi->obj.ns, vmi->obj.name, v->node->obj.name, reason,
+                          vmi->migratable_message[0] ? ": " : "", vmi->migratable_message);
             continue;
         }
         vmi_history_t h;
@@ -362,9 +361,8 @@ static void decide_state(const drain_view_t *v, drain_plan_t *p)
     } else if (p->state == DRAIN_STATE_BLOCKED) {
         snprintf(p->message, sizeof(p->message), "%d VMI(s) cannot be live-migrated", p->blocked);
     } else if (p->state == DRAIN_STATE_FAILED) {
-        snprintf(p->message, sizeof(p->message),
-                 "%d VMI(s) failed %d migration attempts", p->failed,
-                 v->cfg->max_migration_attempts);
+        snprintf(p->message, sizeof(p->message), "%d VMI(s) failed %d migration attempts",
+                 p->failed, v->cfg->max_migration_attempts);
     } else if (p->state == DRAIN_STATE_DRAINED) {
         snprintf(p->message, sizeof(p->message), "all VMIs left the node");
     } else {
@@ -374,8 +372,8 @@ static void decide_state(const drain_view_t *v, drain_plan_t *p)
     if (p->state == DRAIN_STATE_DRAINED && p->observed != DRAIN_STATE_DRAINED) {
         time_format_rfc3339(v->now, 0, p->completed_at, sizeof(p->completed_at));
         if (v->cfg->uncordon_policy != UNCORDON_ON_COMPLETION)
-            add_event(p, "DrainCompleted", "Normal", NULL,
-                      "Node %s is drained: %d VMI(s) migrated", name, p->migrated);
+            add_event(p, "DrainCompleted", "Normal", NULL, "Node %s is drained: %d VMI(s) migrated",
+                      name, p->migrated);
     } else if (p->state == DRAIN_STATE_DRAINED) {
         snprintf(p->completed_at, sizeof(p->completed_at), "%s",
                  ann(v->node, DRAIN_ANN_COMPLETED_AT));
@@ -431,8 +429,7 @@ int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
         if (plan_evacuation(v, p, started) < 0)
             goto out_fail;
         decide_state(v, p);
-        if (p->state == DRAIN_STATE_DRAINED &&
-            v->cfg->uncordon_policy == UNCORDON_ON_COMPLETION) {
+        if (p->state == DRAIN_STATE_DRAINED && v->cfg->uncordon_policy == UNCORDON_ON_COMPLETION) {
             p->remove_taint = true;
             p->tainted = false;
             p->cordon = 0;
@@ -536,9 +533,9 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
     diff_ann(n, ch, &nch, DRAIN_ANN_MESSAGE, p->message);
     diff_ann(n, ch, &nch, DRAIN_ANN_CORDONED_BY, p->cordoned_by);
     size_t i;
-    for (i = 0; state[i] && i < sizeof(label) - 1; i++)
-        label[i] = (char)(state[i] >= 'A' && state[i] <= 'Z' ? state[i] + 32 : state[i]);
-    label[i] = '\0';
+    snprintf(label, sizeof(label), "%s", state);
+    for (char *q = label; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
     const char *cur_label = kube_obj_label(&n->obj, DRAIN_LABEL_STATE);
     bool label_changed = !cur_label ? label[0] != '\0' : strcmp(cur_label, label) != 0;
     if (nch == 0 && !label_changed && p->cordon == 0 && !p->remove_taint)

@@ -21,22 +21,22 @@
 #include <stddef.h>
 
 /* Annotation and label names (DESIGN §3). */
-#define DRAIN_ANN_PREFIX       "vmdrain.io/"
-#define DRAIN_ANN_STATE        "vmdrain.io/state"
-#define DRAIN_ANN_PROGRESS     "vmdrain.io/progress"
-#define DRAIN_ANN_MIGRATING    "vmdrain.io/migrating"
-#define DRAIN_ANN_PENDING      "vmdrain.io/pending"
-#define DRAIN_ANN_FAILED       "vmdrain.io/failed"
-#define DRAIN_ANN_BLOCKED      "vmdrain.io/blocked"
-#define DRAIN_ANN_STARTED_AT   "vmdrain.io/started-at"
-#define DRAIN_ANN_COMPLETED_AT "vmdrain.io/completed-at"
-#define DRAIN_ANN_MESSAGE      "vmdrain.io/message"
-#define DRAIN_ANN_CORDONED_BY  "vmdrain.io/cordoned-by"
-#define DRAIN_LABEL_STATE      "vmdrain.io/state"
-#define DRAIN_LABEL_MANAGED_BY "vmdrain.io/managed-by"
-#define DRAIN_LABEL_NODE       "vmdrain.io/node"
-#define DRAIN_LABEL_VMI_UID    "vmdrain.io/vmi-uid"
-#define DRAIN_ANN_EVACUATION   "kubevirt.io/evacuationMigration"
+#define DRAIN_ANN_PREFIX        "vmdrain.io/"
+#define DRAIN_ANN_STATE         "vmdrain.io/state"
+#define DRAIN_ANN_PROGRESS      "vmdrain.io/progress"
+#define DRAIN_ANN_MIGRATING     "vmdrain.io/migrating"
+#define DRAIN_ANN_PENDING       "vmdrain.io/pending"
+#define DRAIN_ANN_FAILED        "vmdrain.io/failed"
+#define DRAIN_ANN_BLOCKED       "vmdrain.io/blocked"
+#define DRAIN_ANN_STARTED_AT    "vmdrain.io/started-at"
+#define DRAIN_ANN_COMPLETED_AT  "vmdrain.io/completed-at"
+#define DRAIN_ANN_MESSAGE       "vmdrain.io/message"
+#define DRAIN_ANN_CORDONED_BY   "vmdrain.io/cordoned-by"
+#define DRAIN_LABEL_STATE       "vmdrain.io/state"
+#define DRAIN_LABEL_MANAGED_BY  "vmdrain.io/managed-by"
+#define DRAIN_LABEL_NODE        "vmdrain.io/node"
+#define DRAIN_LABEL_VMI_UID     "vmdrain.io/vmi-uid"
+#define DRAIN_ANN_EVACUATION    "kubevirt.io/evacuationMigration"
 #define DRAIN_ANN_EVACUATE_FROM "vmdrain.io/evacuate-from"
 
 /* Longest value written to the blocked annotation. */
@@ -72,9 +72,9 @@ typedef struct drain_view {
 /* A VMI ready for its next migration attempt. */
 typedef struct drain_candidate {
     const kube_vmi_t *vmi;
-    int attempt;          /* 1 for the first */
-    int64_t memory;       /* guest memory, else the request, bytes */
-    char name[64];        /* the migration's name: vmdrain-<uid8>-<attempt> */
+    int attempt;    /* 1 for the first */
+    int64_t memory; /* guest memory, else the request, bytes */
+    char name[64];  /* the migration's name: vmdrain-<uid8>-<attempt> */
 } drain_candidate_t;
 
 typedef struct drain_delete {
@@ -97,8 +97,8 @@ typedef struct drain_plan {
     drain_state_t state;
 
     /* node writes, each only when it changes something */
-    int cordon;            /* +1 cordon, -1 uncordon, 0 leave */
-    bool remove_taint;     /* uncordonPolicy OnCompletion */
+    int cordon;        /* +1 cordon, -1 uncordon, 0 leave */
+    bool remove_taint; /* uncordonPolicy OnCompletion */
     bool annotations_changed;
     char progress[32];
     int migrated, total, migrating, pending, failed, blocked;
@@ -110,7 +110,7 @@ typedef struct drain_plan {
 
     drain_candidate_t *candidates; /* owned by the plan */
     size_t n_candidates;
-    drain_delete_t *deletes;       /* owned by the plan */
+    drain_delete_t *deletes; /* owned by the plan */
     size_t n_deletes;
     drain_event_t events[DRAIN_MAX_EVENTS];
     size_t n_events;

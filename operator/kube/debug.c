@@ -40,8 +40,7 @@ static void describe(const kube_obj_t *obj, char *out, size_t n)
                  kube_cond_name(vmi->migratable),
                  vmi->guest_memory ? vmi->guest_memory : vmi->memory_request);
     else if (mig)
-        snprintf(out, n, " vmi=%s phase=%s", mig->vmi_name,
-                 kube_migration_phase_name(mig->phase));
+        snprintf(out, n, " vmi=%s phase=%s", mig->vmi_name, kube_migration_phase_name(mig->phase));
     else if (cm)
         snprintf(out, n, " keys=%zu", cm->n_data);
 }
@@ -157,7 +156,7 @@ int kube_debug_main(kube_config_t *cfg, int argc, char **argv)
     int opt;
 
     optind = 0; /* GNU getopt: start over */
-    while ((opt = getopt_long(argc, argv, "+:n:l:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":n:l:h", options, NULL)) != -1) {
         switch (opt) {
         case 'n':
             o.ns = optarg;
@@ -168,8 +167,7 @@ int kube_debug_main(kube_config_t *cfg, int argc, char **argv)
         case 'p':
             o.page_size = atoi(optarg);
             if (o.page_size <= 0) {
-                fprintf(stderr, "vmdrain: --page-size wants a positive number, not '%s'\n",
-                        optarg);
+                fprintf(stderr, "vmdrain: --page-size wants a positive number, not '%s'\n", optarg);
                 return 2;
             }
             break;

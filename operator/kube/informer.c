@@ -215,8 +215,8 @@ static void back_off(informer_t *inf, const char *what, const char *msg, long st
     double delay = inf->backoff * (0.5 + 0.5 * ((double)rand() / RAND_MAX));
     char d[32];
     snprintf(d, sizeof(d), "%.2f", delay);
-    log_warn("informer: request failed, retrying", "resource", inf->resource->name, "request",
-             what, "error", msg, "retry_in", d);
+    log_warn("informer: request failed, retrying", "resource", inf->resource->name, "request", what,
+             "error", msg, "retry_in", d);
     if (inf->h.on_error)
         inf->h.on_error(inf->ud, msg, status);
     inf->backoff = fmin(inf->backoff * 2, inf->backoff_max);
@@ -324,8 +324,8 @@ static void start_list(informer_t *inf)
         kube_url_escape(&path, inf->continue_tok);
     }
     add_selectors(inf, &path);
-    inf->dec = kube_decoder_new(inf->resource->kind, KUBE_DECODE_LIST, &cb, inf,
-                                inf->max_object_bytes);
+    inf->dec =
+        kube_decoder_new(inf->resource->kind, KUBE_DECODE_LIST, &cb, inf, inf->max_object_bytes);
     kube_req_opts_t o = {.method = "GET",
                          .path = path.data,
                          .on_data = on_body,
@@ -344,8 +344,7 @@ static void start_list(informer_t *inf)
 
 /* --- WATCH ------------------------------------------------------------------------- */
 
-static void on_event(void *ud, kube_event_type_t type, kube_obj_t *obj,
-                     const kube_status_t *status)
+static void on_event(void *ud, kube_event_type_t type, kube_obj_t *obj, const kube_status_t *status)
 {
     informer_t *inf = ud;
     char key[512];
@@ -420,8 +419,8 @@ static void start_watch(informer_t *inf)
         kube_url_escape(&path, inf->rv);
     }
     add_selectors(inf, &path);
-    inf->dec = kube_decoder_new(inf->resource->kind, KUBE_DECODE_WATCH, &cb, inf,
-                                inf->max_object_bytes);
+    inf->dec =
+        kube_decoder_new(inf->resource->kind, KUBE_DECODE_WATCH, &cb, inf, inf->max_object_bytes);
     kube_req_opts_t o = {.method = "GET",
                          .path = path.data,
                          .watch = true,
@@ -450,9 +449,8 @@ informer_t *informer_new(kube_http_t *http, struct ev_loop *loop, const informer
     if (!inf)
         return NULL;
     if (!watch_restarts)
-        watch_restarts = metrics_counter_new("watch_restarts_total",
-                                             "Watches ended and started again, by resource.", 1,
-                                             labelnames);
+        watch_restarts = metrics_counter_new(
+            "watch_restarts_total", "Watches ended and started again, by resource.", 1, labelnames);
     inf->http = http;
     inf->loop = loop;
     inf->resource = opts->resource;

@@ -45,12 +45,12 @@ typedef struct informer_opts {
     const char *ns;             /* NULL: all namespaces */
     const char *label_selector; /* NULL: everything */
     const char *field_selector;
-    int page_size;              /* LIST limit; <= 0 means 500 */
-    size_t max_object_bytes;    /* 0 means KUBE_DECODE_MAX_OBJECT_DEFAULT */
-    double backoff_base;        /* seconds; <= 0 means 0.5 */
-    double backoff_max;         /* seconds; <= 0 means 30 */
-    int watch_timeout;          /* seconds asked of the server per WATCH;
-                                   <= 0 means a random 300..600 */
+    int page_size;           /* LIST limit; <= 0 means 500 */
+    size_t max_object_bytes; /* 0 means KUBE_DECODE_MAX_OBJECT_DEFAULT */
+    double backoff_base;     /* seconds; <= 0 means 0.5 */
+    double backoff_max;      /* seconds; <= 0 means 30 */
+    int watch_timeout;       /* seconds asked of the server per WATCH;
+                                <= 0 means a random 300..600 */
 } informer_opts_t;
 
 /* Creates an informer; nothing happens before informer_start(). The
@@ -80,14 +80,12 @@ const char *informer_resource_version(const informer_t *inf);
 
 /* Calls fn for every cached object until fn returns non-zero; returns that
  * value or 0. The cache must not change during the walk. */
-int informer_foreach(const informer_t *inf, int (*fn)(void *ud, const kube_obj_t *obj),
-                     void *ud);
+int informer_foreach(const informer_t *inf, int (*fn)(void *ud, const kube_obj_t *obj), void *ud);
 
 /* Adds an index: fn returns the index value of an object (a string that
  * lives as long as the object), or NULL to leave it out. Must be called
  * before informer_start(). Returns 0 or -1. */
-int informer_add_index(informer_t *inf, const char *name,
-                       const char *(*fn)(const kube_obj_t *obj));
+int informer_add_index(informer_t *inf, const char *name, const char *(*fn)(const kube_obj_t *obj));
 
 /* Calls fn for every object whose index value is value, like
  * informer_foreach. Unknown index names visit nothing. */
@@ -99,13 +97,13 @@ size_t informer_index_count(const informer_t *inf, const char *index, const char
 
 /* Counters, for tests and `vmdrain debug`. */
 typedef struct informer_stats {
-    unsigned long lists;        /* LIST requests made (pages included) */
-    unsigned long relists;      /* complete re-LISTs after the first */
-    unsigned long watches;      /* WATCH requests made */
-    unsigned long events;       /* watch events applied (bookmarks excluded) */
+    unsigned long lists;   /* LIST requests made (pages included) */
+    unsigned long relists; /* complete re-LISTs after the first */
+    unsigned long watches; /* WATCH requests made */
+    unsigned long events;  /* watch events applied (bookmarks excluded) */
     unsigned long bookmarks;
-    unsigned long skipped;      /* objects the decoder skipped */
-    unsigned long errors;       /* failed requests */
+    unsigned long skipped; /* objects the decoder skipped */
+    unsigned long errors;  /* failed requests */
 } informer_stats_t;
 
 void informer_get_stats(const informer_t *inf, informer_stats_t *out);

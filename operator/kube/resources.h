@@ -14,10 +14,10 @@
 #include <stdbool.h>
 
 typedef struct kube_resource {
-    const char *name;     /* plural: "pods" */
-    const char *aliases;  /* comma-separated short names: "pod,po" */
+    const char *name;    /* plural: "pods" */
+    const char *aliases; /* comma-separated short names: "pod,po" */
     kube_kind_t kind;
-    const char *prefix;   /* "/api/v1", "/apis/kubevirt.io/v1" */
+    const char *prefix;      /* "/api/v1", "/apis/kubevirt.io/v1" */
     const char *api_version; /* "v1", "kubevirt.io/v1" */
     bool namespaced;
 } kube_resource_t;

@@ -52,8 +52,8 @@ static kube_req_t *send(kube_http_t *h, const char *method, const char *verb, bu
     return r;
 }
 
-kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns,
-                        const char *body, kube_write_cb cb, void *ud)
+kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *body,
+                        kube_write_cb cb, void *ud)
 {
     buf_t path;
     buf_init(&path, 4096);
@@ -63,9 +63,9 @@ kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns
     return req;
 }
 
-kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns,
-                       const char *name, const char *subresource, const char *patch_type,
-                       const char *body, kube_write_cb cb, void *ud)
+kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
+                       const char *subresource, const char *patch_type, const char *body,
+                       kube_write_cb cb, void *ud)
 {
     buf_t path;
     buf_init(&path, 4096);
@@ -75,8 +75,8 @@ kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns,
     return req;
 }
 
-kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns,
-                        const char *name, const char *uid, kube_write_cb cb, void *ud)
+kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
+                        const char *uid, kube_write_cb cb, void *ud)
 {
     char body[256];
     buf_t path;
@@ -86,8 +86,9 @@ kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns
                  "\"Background\",\"preconditions\":{\"uid\":\"%.64s\"}}",
                  uid);
     else
-        snprintf(body, sizeof(body), "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\","
-                                     "\"propagationPolicy\":\"Background\"}");
+        snprintf(body, sizeof(body),
+                 "{\"kind\":\"DeleteOptions\",\"apiVersion\":\"v1\","
+                 "\"propagationPolicy\":\"Background\"}");
     buf_init(&path, 4096);
     kube_resource_path(r, ns, name, NULL, &path);
     kube_req_t *req = send(h, "DELETE", "delete", &path, "application/json", body, cb, ud);

@@ -18,19 +18,19 @@ typedef void (*kube_write_cb)(void *ud, const kube_result_t *res);
 #define KUBE_STRATEGIC_PATCH "application/strategic-merge-patch+json"
 
 /* POSTs body (JSON) to the collection of r in ns. */
-kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns,
-                        const char *body, kube_write_cb cb, void *ud);
+kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *body,
+                        kube_write_cb cb, void *ud);
 
 /* PATCHes an object (subresource may be NULL or "status"). */
-kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns,
-                       const char *name, const char *subresource, const char *patch_type,
-                       const char *body, kube_write_cb cb, void *ud);
+kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
+                       const char *subresource, const char *patch_type, const char *body,
+                       kube_write_cb cb, void *ud);
 
 /* DELETEs an object with propagationPolicy Background and, when uid is not
  * NULL, a precondition on it (so a re-created object of the same name is
  * never deleted by mistake). */
-kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns,
-                        const char *name, const char *uid, kube_write_cb cb, void *ud);
+kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
+                        const char *uid, kube_write_cb cb, void *ud);
 
 /* Records a core/v1 Event about obj (source component "vmdrain"). Events
  * of cluster-scoped objects go to the "default" namespace, as kubectl

@@ -264,8 +264,7 @@ Test(reconcile, succeeded_migration_counts_and_the_node_ends_drained)
                       "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
     const kube_migration_t *migs[] = {
         mig("a", "aaaaaaaa-1", 1, "Succeeded", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z"),
-        mig("old", "99999999-9", 1, "Succeeded", "2025-12-01T00:00:01Z",
-            "2025-12-01T00:01:00Z")};
+        mig("old", "99999999-9", 1, "Succeeded", "2025-12-01T00:00:01Z", "2025-12-01T00:01:00Z")};
     drain_plan_t p = run(&cfg, "2026-01-02T00:05:00Z", node(true, true, ann), NULL, 0, migs, 2);
     cr_expect_eq(p.state, DRAIN_STATE_DRAINED);
     cr_expect_str_eq(p.progress, "1/1", "an earlier drain's migration does not count");

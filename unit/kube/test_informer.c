@@ -95,7 +95,7 @@ static void teardown(void)
     free(logged);
 }
 
-TestSuite(informer, .init = setup, .fini = teardown, .timeout = 20);
+TestSuite(informer, .init = setup, .fini = teardown);
 
 static const char *pod(const char *name, const char *rv)
 {
