@@ -5,9 +5,13 @@
  * subcommand. The exit codes are part of the interface and listed in the
  * help text.
  */
+#include "kube/config.h"
+#include "drain/run.h"
+#include "kube/debug.h"
 #include "util/log.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +28,20 @@ enum {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: vmdrain [OPTIONS] [COMMAND]\n"
+    fprintf(out, "Usage: vmdrain [OPTIONS] COMMAND [ARGS]\n"
                  "\n"
                  "Turns node drains into paced live migrations of KubeVirt virtual machines.\n"
+                 "\n"
+                 "Commands:\n"
+                 "  run --config NS/NAME       run the operator (run --help)\n"
+                 "  debug list|watch RESOURCE  print what the informers see (debug --help)\n"
                  "\n"
                  "Options:\n"
                  "  -h, --help               show this help and exit\n"
                  "  -V, --version            print the version and exit\n"
+                 "      --kubeconfig PATH    kubeconfig file (default: $KUBECONFIG, then\n"
+                 "                           ~/.kube/config; in a pod: the service account)\n"
+                 "      --context NAME       kubeconfig context (default: current-context)\n"
                  "      --log-level LEVEL    debug, info (default), warn or error\n"
                  "      --log-format FORMAT  text (logfmt, default) or json\n"
                  "\n"
@@ -48,14 +59,37 @@ static int usage_error(const char *what, const char *arg)
     return EXIT_USAGE;
 }
 
+/* Picks the configuration: --kubeconfig, else $KUBECONFIG or ~/.kube/config,
+ * else (in a pod, with neither) the service account. */
+static int load_config(const char *kubeconfig, const char *context, kube_config_t *cfg)
+{
+    char err[512];
+    int rc;
+
+    if (!kubeconfig && !getenv("KUBECONFIG") && getenv("KUBERNETES_SERVICE_HOST"))
+        rc = kube_config_in_cluster(NULL, cfg, err, sizeof(err));
+    else
+        rc = kube_config_load(kubeconfig, context, cfg, err, sizeof(err));
+    if (rc < 0) {
+        log_error("cannot load the cluster configuration", "error", err);
+        return -1;
+    }
+    log_debug("cluster configuration loaded", "source", cfg->source, "server", cfg->server);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    enum { OPT_LOG_LEVEL = 256, OPT_LOG_FORMAT };
+    enum { OPT_LOG_LEVEL = 256, OPT_LOG_FORMAT, OPT_KUBECONFIG, OPT_CONTEXT };
+    const char *kubeconfig = NULL, *context = NULL;
+    kube_config_t cfg = {0};
     static const struct option options[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"kubeconfig", required_argument, NULL, OPT_KUBECONFIG},
+        {"context", required_argument, NULL, OPT_CONTEXT},
         {NULL, 0, NULL, 0},
     };
     log_level_t level = LOG_LEVEL_INFO;
@@ -79,6 +113,12 @@ int main(int argc, char **argv)
             if (log_parse_format(optarg, &format) < 0)
                 return usage_error("--log-format wants text or json, not", optarg);
             break;
+        case OPT_KUBECONFIG:
+            kubeconfig = optarg;
+            break;
+        case OPT_CONTEXT:
+            context = optarg;
+            break;
         case ':':
             return usage_error("missing argument for option", argv[optind - 1]);
         default:
@@ -86,8 +126,20 @@ int main(int argc, char **argv)
         }
     }
     log_setup(level, format, stderr);
-    if (optind < argc)
-        return usage_error("unknown command", argv[optind]);
-    usage(stderr);
-    return EXIT_USAGE;
+    if (optind >= argc) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *command = argv[optind];
+    if (strcmp(command, "debug") != 0 && strcmp(command, "run") != 0)
+        return usage_error("unknown command", command);
+    bool help = false;
+    for (int i = optind + 1; i < argc; i++)
+        help |= strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
+    if (!help && load_config(kubeconfig, context, &cfg) < 0)
+        return EXIT_RUNTIME;
+    int rc = strcmp(command, "run") == 0 ? drain_run_main(&cfg, argc - optind, argv + optind)
+                                         : kube_debug_main(&cfg, argc - optind, argv + optind);
+    kube_config_free(&cfg);
+    return rc;
 }

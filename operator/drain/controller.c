@@ -1,0 +1,775 @@
+#include "drain/controller.h"
+#include "drain/config.h"
+#include "drain/planner.h"
+#include "drain/reconcile.h"
+#include "kube/informer.h"
+#include "kube/workqueue.h"
+#include "kube/writer.h"
+#include "util/hmap.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_SELECT       64
+#define CREATE_RETRY     5.0 /* seconds before a failed create is tried again */
+#define NODE_KEY_MAX     254
+#define VIEW_MAX_DEFAULT 64
+
+/* What the controller remembers of a node between reconciles: only what
+ * paces its writes, never drain state (that lives on the node). */
+typedef struct node_rt {
+    double last_patch;
+    bool patching;
+    hmap_t cands; /* VMI key -> (void *)1: its candidates at the last reconcile */
+} node_rt_t;
+
+/* The newest candidate of a VMI, for creating its migration. */
+typedef struct cand {
+    char name[64];
+    char node[NODE_KEY_MAX];
+    int attempt;
+} cand_t;
+
+struct drain_controller {
+    struct ev_loop *loop;
+    kube_http_t *http;
+    char *cfg_ns, *cfg_name;
+    double patch_interval;
+    drain_config_t cfg;
+    bool cfg_seen;
+
+    informer_t *nodes, *vmis, *migs, *cms;
+    int synced;
+    bool ready, stopped;
+    workqueue_t *queue;
+    planner_t *planner;
+    hmap_t rt;       /* node name -> node_rt_t */
+    hmap_t cands;    /* VMI key -> cand_t */
+    hmap_t deleting; /* migration uid -> (void *)1 */
+    int writes;
+    ev_timer ready_timer;
+};
+
+static metrics_gauge_t *g_in_flight, *g_drains, *g_blocked;
+static metrics_counter_t *c_migrations;
+
+static void dispatch(drain_controller_t *c);
+
+/* --- helpers ---------------------------------------------------------------------- */
+
+static node_rt_t *rt_get(drain_controller_t *c, const char *node)
+{
+    node_rt_t *r = hmap_get(&c->rt, node);
+    if (r)
+        return r;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    hmap_init(&r->cands);
+    r->last_patch = -1e9;
+    if (hmap_put(&c->rt, node, r, NULL) < 0) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void enqueue(drain_controller_t *c, const char *node)
+{
+    if (node && *node && !c->stopped)
+        workqueue_add(c->queue, node);
+}
+
+static const char *vmi_node_index(const kube_obj_t *o)
+{
+    const kube_vmi_t *v = kube_obj_as_vmi(o);
+    return v && v->node_name[0] ? v->node_name : NULL;
+}
+
+static const char *mig_vmi_index(const kube_obj_t *o)
+{
+    const kube_migration_t *m = kube_obj_as_migration(o);
+    return m && m->vmi_name[0] ? m->vmi_name : NULL;
+}
+
+static const char *mig_node_index(const kube_obj_t *o)
+{
+    return kube_obj_label(o, DRAIN_LABEL_NODE);
+}
+
+static bool is_ours(const kube_obj_t *o)
+{
+    const char *v = kube_obj_label(o, DRAIN_LABEL_MANAGED_BY);
+    return v && strcmp(v, "vmdrain") == 0;
+}
+
+/* The VMI a migration moves, from the cache, or NULL. */
+static const kube_vmi_t *vmi_of(drain_controller_t *c, const kube_migration_t *m)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->vmi_name);
+    return kube_obj_as_vmi(informer_get(c->vmis, key));
+}
+
+/* The node a migration leaves: ours say so in a label; for others the VMI
+ * is still on its source node while the migration runs. */
+static const char *source_of(drain_controller_t *c, const kube_migration_t *m)
+{
+    const char *n = kube_obj_label(&m->obj, DRAIN_LABEL_NODE);
+    if (n)
+        return n;
+    const kube_vmi_t *v = vmi_of(c, m);
+    if (v && v->has_migration_state && v->migration.source_node[0])
+        return v->migration.source_node;
+    return v ? v->node_name : NULL;
+}
+
+/* --- informer handlers ---------------------------------------------------------- */
+
+static void node_changed(void *ud, const kube_obj_t *obj)
+{
+    enqueue(ud, obj->name);
+}
+
+static void node_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
+{
+    (void)old;
+    enqueue(ud, obj->name);
+}
+
+static void vmi_changed(void *ud, const kube_obj_t *obj)
+{
+    enqueue(ud, kube_obj_as_vmi(obj)->node_name);
+}
+
+static void vmi_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
+{
+    enqueue(ud, kube_obj_as_vmi(old)->node_name);
+    enqueue(ud, kube_obj_as_vmi(obj)->node_name);
+}
+
+static void mig_touch(drain_controller_t *c, const kube_migration_t *m)
+{
+    const kube_vmi_t *v = vmi_of(c, m);
+    enqueue(c, kube_obj_label(&m->obj, DRAIN_LABEL_NODE));
+    if (v)
+        enqueue(c, v->node_name);
+}
+
+static void mig_changed(void *ud, const kube_obj_t *obj)
+{
+    drain_controller_t *c = ud;
+    mig_touch(c, kube_obj_as_migration(obj));
+    if (c->ready)
+        dispatch(c);
+}
+
+/* Reports a migration of ours that reached its end. */
+static void mig_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
+{
+    drain_controller_t *c = ud;
+    const kube_migration_t *m = kube_obj_as_migration(obj);
+    const kube_migration_t *o = kube_obj_as_migration(old);
+
+    if (m->phase != o->phase && is_ours(obj) &&
+        (m->phase == KUBE_MIGRATION_SUCCEEDED || m->phase == KUBE_MIGRATION_FAILED)) {
+        bool ok = m->phase == KUBE_MIGRATION_SUCCEEDED;
+        const char *labels[] = {ok ? "succeeded" : "failed"};
+        char msg[512];
+        const kube_vmi_t *v = vmi_of(c, m);
+        const char *node = kube_obj_label(obj, DRAIN_LABEL_NODE);
+        const kube_obj_t *n = node ? informer_get(c->nodes, node) : NULL;
+        snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s from node %s %s", m->obj.name,
+                 m->obj.ns, m->vmi_name, node ? node : "?", ok ? "succeeded" : "failed");
+        metrics_counter_add(c_migrations, 1, labels);
+        if (n)
+            kube_event(c->http, n, ok ? "Normal" : "Warning",
+                       ok ? "MigrationSucceeded" : "MigrationFailed", msg);
+        if (v)
+            kube_event(c->http, &v->obj, ok ? "Normal" : "Warning",
+                       ok ? "MigrationSucceeded" : "MigrationFailed", msg);
+    }
+    mig_touch(c, m);
+    if (c->ready)
+        dispatch(c);
+}
+
+static void mig_deleted(void *ud, const kube_obj_t *obj)
+{
+    mig_changed(ud, obj);
+}
+
+static int enqueue_node(void *ud, const kube_obj_t *obj)
+{
+    enqueue(ud, obj->name);
+    return 0;
+}
+
+/* Applies a ConfigMap: all or nothing; an invalid one keeps the last good
+ * configuration in force and says why. */
+static void config_changed(void *ud, const kube_obj_t *obj)
+{
+    drain_controller_t *c = ud;
+    const kube_configmap_t *cm = kube_obj_as_configmap(obj);
+    drain_config_t next;
+    char err[512], desc[768];
+
+    if (drain_config_parse(kube_configmap_get(cm, "feature-gates"),
+                           kube_configmap_get(cm, "migrations"), &next, err, sizeof(err)) < 0) {
+        log_error("invalid configuration, keeping the last good one", "configmap", c->cfg_name,
+                  "namespace", c->cfg_ns, "error", err);
+        kube_event(c->http, obj, "Warning", "InvalidConfiguration", err);
+        return;
+    }
+    c->cfg = next;
+    c->cfg_seen = true;
+    drain_config_describe(&c->cfg, desc, sizeof(desc));
+    log_info("configuration applied", "configmap", c->cfg_name, "namespace", c->cfg_ns, "config",
+             desc);
+    if (!c->cfg.live_migration_enabled)
+        log_warn("the LiveMigration feature gate is not in feature-gates: nothing will be "
+                 "migrated",
+                 "configmap", c->cfg_name);
+    planner_set_limits(c->planner, c->cfg.parallel_migrations_per_cluster,
+                       c->cfg.parallel_outbound_per_node);
+    /* new limits or rules: every node is looked at again, and a raised
+     * limit starts more migrations at once */
+    if (c->ready) {
+        informer_foreach(c->nodes, enqueue_node, c);
+        dispatch(c);
+    }
+}
+
+static void config_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
+{
+    (void)old;
+    config_changed(ud, obj);
+}
+
+static void config_deleted(void *ud, const kube_obj_t *obj)
+{
+    drain_controller_t *c = ud;
+    (void)obj;
+    log_warn("configuration ConfigMap deleted; the last good configuration stays", "configmap",
+             c->cfg_name, "namespace", c->cfg_ns);
+}
+
+static void on_synced(void *ud)
+{
+    drain_controller_t *c = ud;
+    if (++c->synced < 4)
+        return;
+    c->ready = true;
+    if (!c->cfg_seen)
+        log_warn("configuration ConfigMap not found: the LiveMigration feature gate counts as "
+                 "off, nothing will be migrated",
+                 "configmap", c->cfg_name, "namespace", c->cfg_ns);
+    log_info("caches synced, reconciling", "nodes", "all");
+    informer_foreach(c->nodes, enqueue_node, c);
+}
+
+/* --- writes --------------------------------------------------------------------------- */
+
+typedef struct write_ctx {
+    drain_controller_t *c;
+    char node[NODE_KEY_MAX];
+    char key[512];
+    char uid[64];
+} write_ctx_t;
+
+static write_ctx_t *wctx(drain_controller_t *c, const char *node, const char *key)
+{
+    write_ctx_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->c = c;
+    snprintf(w->node, sizeof(w->node), "%s", node ? node : "");
+    snprintf(w->key, sizeof(w->key), "%s", key ? key : "");
+    c->writes++;
+    return w;
+}
+
+static void wdone(write_ctx_t *w)
+{
+    w->c->writes--;
+    free(w);
+}
+
+static void on_patched(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    drain_controller_t *c = w->c;
+    node_rt_t *r = hmap_get(&c->rt, w->node);
+
+    if (r) {
+        r->patching = false;
+        r->last_patch = ev_now(c->loop);
+    }
+    if (res->error) {
+        if (res->status == 409)
+            log_debug("node changed under the patch, reconciling again", "node", w->node);
+        else
+            log_error("node patch failed", "node", w->node, "error", res->error);
+        if (!c->stopped)
+            workqueue_add_rate_limited(c->queue, w->node);
+    } else if (!c->stopped) {
+        workqueue_forget(c->queue, w->node);
+    }
+    wdone(w);
+}
+
+static void on_deleted(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    hmap_del(&w->c->deleting, w->uid);
+    if (res->error && res->status != 404)
+        log_error("migration delete failed", "migration", w->key, "error", res->error);
+    enqueue(w->c, w->node);
+    wdone(w);
+}
+
+static void on_created(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    drain_controller_t *c = w->c;
+
+    if (res->error && res->status != 409) {
+        log_error("migration create failed, retrying", "vmi", w->key, "node", w->node, "error",
+                  res->error);
+        if (!c->stopped) {
+            planner_finished(c->planner, w->key);
+            workqueue_add_after(c->queue, w->node, CREATE_RETRY);
+        }
+    } else if (!res->error) {
+        const kube_obj_t *n = informer_get(c->nodes, w->node);
+        const kube_obj_t *v = informer_get(c->vmis, w->key);
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "Migration %s created for VMI %s leaving node %s", w->uid,
+                 w->key, w->node);
+        if (n)
+            kube_event(c->http, n, "Normal", "MigrationCreated", msg);
+        if (v)
+            kube_event(c->http, v, "Normal", "MigrationCreated", msg);
+    }
+    wdone(w);
+}
+
+/* --- reconcile ------------------------------------------------------------------------ */
+
+typedef struct collect {
+    const kube_obj_t **items;
+    size_t n, cap;
+    const char *ns; /* filter, or NULL */
+} collect_t;
+
+static int collect_one(void *ud, const kube_obj_t *obj)
+{
+    collect_t *col = ud;
+    if (col->ns && strcmp(obj->ns, col->ns) != 0)
+        return 0;
+    for (size_t i = 0; i < col->n; i++)
+        if (col->items[i] == obj)
+            return 0;
+    if (col->n == col->cap) {
+        size_t cap = col->cap ? col->cap * 2 : VIEW_MAX_DEFAULT;
+        const kube_obj_t **p = realloc(col->items, cap * sizeof(*p));
+        if (!p)
+            return 1;
+        col->items = p;
+        col->cap = cap;
+    }
+    col->items[col->n++] = obj;
+    return 0;
+}
+
+/* Sends the node patch unless one is in flight or the last was too recent
+ * (writes are coalesced: at most one per node per patch_interval). Events
+ * go out with the patch that records the state they announce. */
+static void apply_node(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
+                       const drain_plan_t *p)
+{
+    const char *name = v->node->obj.name;
+    char *patch = NULL;
+    double wait = r->last_patch + c->patch_interval - ev_now(c->loop);
+
+    if (drain_node_patch(v, p, &patch) <= 0)
+        return;
+    if (r->patching || wait > 0) {
+        if (!r->patching)
+            workqueue_add_after(c->queue, name, wait);
+        free(patch);
+        return;
+    }
+    if (p->state != p->observed)
+        log_info("drain state", "node", name, "from", drain_state_name(p->observed), "to",
+                 drain_state_name(p->state), "progress", p->progress, "why", p->message);
+    if (p->cordon > 0)
+        log_info("cordoning node", "node", name, "why", "drain taint present");
+    else if (p->cordon < 0)
+        log_info("uncordoning node", "node", name, "why",
+                 "vmdrain cordoned it and the drain ended");
+    write_ctx_t *w = wctx(c, name, NULL);
+    if (w && kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_NODE), NULL, name, NULL,
+                        KUBE_MERGE_PATCH, patch, on_patched, w)) {
+        r->patching = true;
+        for (size_t i = 0; i < p->n_events; i++) {
+            const drain_event_t *e = &p->events[i];
+            kube_event(c->http, &v->node->obj, e->type, e->reason, e->message);
+            if (e->vmi)
+                kube_event(c->http, &e->vmi->obj, e->type, e->reason, e->message);
+        }
+    } else if (w) {
+        wdone(w);
+    }
+    free(patch);
+}
+
+static void apply_deletes(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p)
+{
+    for (size_t i = 0; i < p->n_deletes; i++) {
+        const kube_migration_t *m = p->deletes[i].mig;
+        if (hmap_get(&c->deleting, m->obj.uid))
+            continue;
+        char key[512], msg[1024];
+        snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->obj.name);
+        snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s deleted: %s", m->obj.name, m->obj.ns,
+                 m->vmi_name, p->deletes[i].reason);
+        write_ctx_t *w = wctx(c, v->node->obj.name, key);
+        if (!w)
+            continue;
+        snprintf(w->uid, sizeof(w->uid), "%s", m->obj.uid);
+        if (!kube_delete(c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION), m->obj.ns,
+                         m->obj.name, m->obj.uid, on_deleted, w)) {
+            wdone(w);
+            continue;
+        }
+        hmap_put(&c->deleting, m->obj.uid, (void *)1, NULL);
+        log_info("deleting migration", "migration", key, "why", p->deletes[i].reason);
+        kube_event(c->http, &v->node->obj, "Normal", "MigrationAborted", msg);
+    }
+}
+
+/* Hands the plan's candidates to the planner and takes back those that are
+ * no longer candidates. */
+static void apply_candidates(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
+                             const drain_plan_t *p)
+{
+    hmap_t now;
+    vd_time_t started = v->now;
+    const char *node = v->node->obj.name;
+
+    time_parse_rfc3339(p->started_at, &started, NULL, 0);
+    hmap_init(&now);
+    for (size_t i = 0; i < p->n_candidates; i++) {
+        const drain_candidate_t *d = &p->candidates[i];
+        char key[512];
+        snprintf(key, sizeof(key), "%s/%s", d->vmi->obj.ns, d->vmi->obj.name);
+        cand_t *cd = hmap_get(&c->cands, key);
+        if (!cd) {
+            cd = calloc(1, sizeof(*cd));
+            if (!cd || hmap_put(&c->cands, key, cd, NULL) < 0) {
+                free(cd);
+                continue;
+            }
+        }
+        snprintf(cd->name, sizeof(cd->name), "%s", d->name);
+        snprintf(cd->node, sizeof(cd->node), "%s", node);
+        cd->attempt = d->attempt;
+        planner_candidate_t pc = {
+            .key = key,
+            .uid = d->vmi->obj.uid,
+            .node = node,
+            .memory = d->memory,
+            .seq = (uint64_t)d->vmi->obj.created.sec * 1000000000ULL +
+                   (uint64_t)d->vmi->obj.created.nsec,
+            .not_before = 0,
+            .drain_start = (double)started.sec,
+        };
+        planner_add(c->planner, &pc);
+        hmap_put(&now, key, (void *)1, NULL);
+    }
+    for (hmap_entry_t *e = hmap_first(&r->cands), *next; e; e = next) {
+        next = hmap_next(&r->cands, e);
+        if (!hmap_get(&now, e->key)) {
+            planner_remove(c->planner, e->key);
+            free(hmap_del(&c->cands, e->key));
+        }
+    }
+    hmap_free(&r->cands);
+    r->cands = now;
+}
+
+static void reconcile(void *ud, const char *name)
+{
+    drain_controller_t *c = ud;
+    collect_t vmis = {0}, migs = {0};
+    drain_plan_t plan;
+
+    if (c->stopped)
+        return;
+    if (!c->ready) {
+        workqueue_add_after(c->queue, name, 1.0);
+        return;
+    }
+    const kube_node_t *node = kube_obj_as_node(informer_get(c->nodes, name));
+    node_rt_t *r = rt_get(c, name);
+    if (!r)
+        return;
+    if (!node) {
+        for (hmap_entry_t *e = hmap_first(&r->cands); e; e = hmap_next(&r->cands, e)) {
+            planner_remove(c->planner, e->key);
+            free(hmap_del(&c->cands, e->key));
+        }
+        hmap_free(&r->cands);
+        if (!r->patching) {
+            hmap_del(&c->rt, name);
+            free(r);
+        }
+        return;
+    }
+    informer_index_foreach(c->vmis, "node", name, collect_one, &vmis);
+    informer_index_foreach(c->migs, "node", name, collect_one, &migs);
+    for (size_t i = 0; i < vmis.n; i++) {
+        migs.ns = vmis.items[i]->ns;
+        informer_index_foreach(c->migs, "vmi", vmis.items[i]->name, collect_one, &migs);
+    }
+    drain_view_t v = {
+        .cfg = &c->cfg,
+        .now = {(int64_t)ev_now(c->loop), 0},
+        .node = node,
+        .vmis = (const kube_vmi_t *const *)vmis.items,
+        .n_vmis = vmis.n,
+        .migs = (const kube_migration_t *const *)migs.items,
+        .n_migs = migs.n,
+    };
+    if (drain_reconcile(&v, &plan) == 0) {
+        apply_node(c, r, &v, &plan);
+        apply_deletes(c, &v, &plan);
+        apply_candidates(c, r, &v, &plan);
+        if (plan.requeue_after > 0)
+            workqueue_add_after(c->queue, name, plan.requeue_after + 0.05);
+        drain_plan_free(&plan);
+    } else {
+        log_error("reconcile failed: out of memory", "node", name);
+        workqueue_add_rate_limited(c->queue, name);
+    }
+    free(vmis.items);
+    free(migs.items);
+    dispatch(c);
+}
+
+/* --- dispatch ----------------------------------------------------------------------- */
+
+typedef struct recount {
+    drain_controller_t *c;
+    hmap_t per_node; /* node -> (intptr_t) count */
+    int total;
+} recount_t;
+
+static int count_in_flight(void *ud, const kube_obj_t *obj)
+{
+    recount_t *rc = ud;
+    const kube_migration_t *m = kube_obj_as_migration(obj);
+    if (!drain_migration_in_flight(m))
+        return 0;
+    const char *src = source_of(rc->c, m);
+    if (!src)
+        src = "";
+    intptr_t n = (intptr_t)hmap_get(&rc->per_node, src);
+    hmap_put(&rc->per_node, src, (void *)(n + 1), NULL);
+    rc->total++;
+    return 0;
+}
+
+/* Recounts what is in flight from the cache, then starts what the planner
+ * selects. Runs after every reconcile and every migration event, so a
+ * freed slot is used at once. */
+static void dispatch(drain_controller_t *c)
+{
+    planner_choice_t picks[MAX_SELECT];
+    recount_t rc = {.c = c};
+
+    if (c->stopped || !c->ready)
+        return;
+    hmap_init(&rc.per_node);
+    informer_foreach(c->migs, count_in_flight, &rc);
+    planner_reset_in_flight(c->planner);
+    for (hmap_entry_t *e = hmap_first(&rc.per_node); e; e = hmap_next(&rc.per_node, e))
+        planner_set_in_flight(c->planner, e->key, (int)(intptr_t)e->value);
+    hmap_free(&rc.per_node);
+    planner_set_limits(c->planner, c->cfg.parallel_migrations_per_cluster,
+                       c->cfg.parallel_outbound_per_node);
+    int n = c->cfg.live_migration_enabled
+                ? planner_select(c->planner, ev_now(c->loop), picks, MAX_SELECT)
+                : 0;
+    for (int i = 0; i < n; i++) {
+        cand_t *cd = hmap_get(&c->cands, picks[i].key);
+        const kube_vmi_t *vmi = kube_obj_as_vmi(informer_get(c->vmis, picks[i].key));
+        char *body = NULL;
+        if (!cd || !vmi) {
+            planner_finished(c->planner, picks[i].key);
+            continue;
+        }
+        drain_candidate_t dc = {.vmi = vmi, .attempt = cd->attempt, .memory = picks[i].memory};
+        snprintf(dc.name, sizeof(dc.name), "%s", cd->name);
+        write_ctx_t *w = wctx(c, cd->node, picks[i].key);
+        if (!w || drain_migration_body(&dc, cd->node, &body) < 0 ||
+            !kube_create(c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION), vmi->obj.ns, body,
+                         on_created, w)) {
+            if (w)
+                wdone(w);
+            planner_finished(c->planner, picks[i].key);
+            free(body);
+            continue;
+        }
+        snprintf(w->uid, sizeof(w->uid), "%s", cd->name);
+        log_info("creating migration", "migration", cd->name, "vmi", picks[i].key, "node", cd->node,
+                 "attempt", cd->attempt == 1 ? "1" : ">1", "why", "a pacing slot is free");
+        free(body);
+    }
+    metrics_gauge_set(g_in_flight, planner_in_flight(c->planner, NULL), NULL);
+    double next = planner_next_ready(c->planner, ev_now(c->loop));
+    if (next > 0) {
+        ev_timer_stop(c->loop, &c->ready_timer);
+        ev_timer_set(&c->ready_timer, next - ev_now(c->loop), 0);
+        ev_timer_start(c->loop, &c->ready_timer);
+    }
+}
+
+static void on_ready_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dispatch(w->data);
+}
+
+/* --- lifecycle ------------------------------------------------------------------------ */
+
+static informer_t *make_informer(drain_controller_t *c, kube_kind_t kind, const char *ns,
+                                 const char *field_selector, const informer_handlers_t *h)
+{
+    informer_opts_t o = {
+        .resource = kube_resource_of_kind(kind), .ns = ns, .field_selector = field_selector};
+    return informer_new(c->http, c->loop, &o, h, c);
+}
+
+drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http,
+                                         const drain_controller_opts_t *opts)
+{
+    static const char *const result_label[] = {"result"};
+    drain_controller_t *c = calloc(1, sizeof(*c));
+    char selector[320];
+
+    if (!c)
+        return NULL;
+    if (!g_in_flight) {
+        g_in_flight = metrics_gauge_new(
+            "migrations_in_flight", "Migrations in flight in the cluster, all creators.", 0, NULL);
+        g_drains = metrics_gauge_new("drains_in_progress", "Nodes in state Draining.", 0, NULL);
+        g_blocked =
+            metrics_gauge_new("vmis_blocked", "VMIs that cannot leave a draining node.", 0, NULL);
+        c_migrations = metrics_counter_new(
+            "migrations_total", "Migrations of vmdrain's that ended, by result.", 1, result_label);
+    }
+    c->loop = loop;
+    c->http = http;
+    c->cfg_ns = strdup(opts->config_ns);
+    c->cfg_name = strdup(opts->config_name);
+    c->patch_interval = opts->patch_interval > 0 ? opts->patch_interval : 1.0;
+    drain_config_defaults(&c->cfg);
+    hmap_init(&c->rt);
+    hmap_init(&c->cands);
+    hmap_init(&c->deleting);
+    ev_init(&c->ready_timer, on_ready_timer);
+    c->ready_timer.data = c;
+    c->queue = workqueue_new(loop, reconcile, c, 0.5, 60);
+    c->planner = planner_new(PLANNER_DEFAULT_ORDER);
+
+    informer_handlers_t hn = {.on_add = node_changed,
+                              .on_update = node_updated,
+                              .on_delete = node_changed,
+                              .on_synced = on_synced};
+    informer_handlers_t hv = {.on_add = vmi_changed,
+                              .on_update = vmi_updated,
+                              .on_delete = vmi_changed,
+                              .on_synced = on_synced};
+    informer_handlers_t hm = {.on_add = mig_changed,
+                              .on_update = mig_updated,
+                              .on_delete = mig_deleted,
+                              .on_synced = on_synced};
+    informer_handlers_t hc = {.on_add = config_changed,
+                              .on_update = config_updated,
+                              .on_delete = config_deleted,
+                              .on_synced = on_synced};
+    snprintf(selector, sizeof(selector), "metadata.name=%s", opts->config_name);
+    c->nodes = make_informer(c, KUBE_KIND_NODE, NULL, NULL, &hn);
+    c->vmis = make_informer(c, KUBE_KIND_VMI, NULL, NULL, &hv);
+    c->migs = make_informer(c, KUBE_KIND_MIGRATION, NULL, NULL, &hm);
+    c->cms = make_informer(c, KUBE_KIND_CONFIGMAP, opts->config_ns, selector, &hc);
+    if (!c->cfg_ns || !c->cfg_name || !c->queue || !c->planner || !c->nodes || !c->vmis ||
+        !c->migs || !c->cms || informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
+        informer_add_index(c->migs, "vmi", mig_vmi_index) < 0 ||
+        informer_add_index(c->migs, "node", mig_node_index) < 0) {
+        drain_controller_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void drain_controller_start(drain_controller_t *c)
+{
+    informer_start(c->cms);
+    informer_start(c->nodes);
+    informer_start(c->vmis);
+    informer_start(c->migs);
+}
+
+bool drain_controller_ready(const drain_controller_t *c)
+{
+    return c->ready && !c->stopped;
+}
+
+int drain_controller_pending_writes(const drain_controller_t *c)
+{
+    return c->writes;
+}
+
+int drain_controller_stop(drain_controller_t *c)
+{
+    if (!c->stopped) {
+        c->stopped = true;
+        ev_timer_stop(c->loop, &c->ready_timer);
+        informer_free(c->nodes);
+        informer_free(c->vmis);
+        informer_free(c->migs);
+        informer_free(c->cms);
+        c->nodes = c->vmis = c->migs = c->cms = NULL;
+    }
+    return c->writes;
+}
+
+void drain_controller_free(drain_controller_t *c)
+{
+    if (!c)
+        return;
+    drain_controller_stop(c);
+    workqueue_free(c->queue);
+    planner_free(c->planner);
+    for (hmap_entry_t *e = hmap_first(&c->rt); e; e = hmap_next(&c->rt, e)) {
+        node_rt_t *r = e->value;
+        hmap_free(&r->cands);
+        free(r);
+    }
+    hmap_free(&c->rt);
+    for (hmap_entry_t *e = hmap_first(&c->cands); e; e = hmap_next(&c->cands, e))
+        free(e->value);
+    hmap_free(&c->cands);
+    hmap_free(&c->deleting);
+    free(c->cfg_ns);
+    free(c->cfg_name);
+    free(c);
+}

@@ -1,0 +1,656 @@
+#include "drain/reconcile.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_gen.h>
+
+static const char *const state_names[] = {
+    [DRAIN_STATE_NONE] = "",
+    [DRAIN_STATE_DRAINING] = "Draining",
+    [DRAIN_STATE_DRAINED] = "Drained",
+    [DRAIN_STATE_BLOCKED] = "Blocked",
+    [DRAIN_STATE_FAILED] = "Failed",
+    [DRAIN_STATE_CANCELLED] = "Cancelled",
+    [DRAIN_STATE_COMPLETED] = "Completed",
+};
+
+const char *drain_state_name(drain_state_t s)
+{
+    return s <= DRAIN_STATE_COMPLETED ? state_names[s] : "";
+}
+
+drain_state_t drain_state_parse(const char *s)
+{
+    for (int i = DRAIN_STATE_DRAINING; s && i <= DRAIN_STATE_COMPLETED; i++)
+        if (strcmp(s, state_names[i]) == 0)
+            return (drain_state_t)i;
+    return DRAIN_STATE_NONE;
+}
+
+/* A drain is under way in these states (the taint was seen). */
+static bool state_active(drain_state_t s)
+{
+    return s == DRAIN_STATE_DRAINING || s == DRAIN_STATE_DRAINED || s == DRAIN_STATE_BLOCKED ||
+           s == DRAIN_STATE_FAILED;
+}
+
+bool drain_migration_in_flight(const kube_migration_t *m)
+{
+    return m->phase != KUBE_MIGRATION_SUCCEEDED && m->phase != KUBE_MIGRATION_FAILED &&
+           m->obj.deleted.sec == 0;
+}
+
+static bool has_drain_taint(const kube_node_t *n, const char *key)
+{
+    for (size_t i = 0; i < n->n_taints; i++)
+        if (strcmp(n->taints[i].key, key) == 0 && strcmp(n->taints[i].effect, "NoSchedule") == 0)
+            return true;
+    return false;
+}
+
+static bool is_ours(const kube_migration_t *m)
+{
+    const char *v = kube_obj_label(&m->obj, DRAIN_LABEL_MANAGED_BY);
+    return v && strcmp(v, "vmdrain") == 0;
+}
+
+static bool label_is(const kube_obj_t *o, const char *key, const char *value)
+{
+    const char *v = kube_obj_label(o, key);
+    return v && strcmp(v, value) == 0;
+}
+
+static bool mig_of_vmi(const kube_migration_t *m, const kube_vmi_t *vmi)
+{
+    return strcmp(m->obj.ns, vmi->obj.ns) == 0 && strcmp(m->vmi_name, vmi->obj.name) == 0;
+}
+
+/* The attempt number in "vmdrain-<uid8>-<attempt>", or 0. */
+static int attempt_of(const kube_migration_t *m)
+{
+    const char *dash = strrchr(m->obj.name, '-');
+    if (!dash || strncmp(m->obj.name, "vmdrain-", 8) != 0)
+        return 0;
+    int n = atoi(dash + 1);
+    return n > 0 ? n : 0;
+}
+
+/* The effective strategy of a VMI: its own, else the cluster default. */
+static kube_eviction_strategy_t strategy_of(const kube_vmi_t *vmi, const drain_config_t *cfg)
+{
+    static const kube_eviction_strategy_t from_config[] = {
+        [EVICTION_UNSET] = KUBE_EVICTION_NONE,
+        [EVICTION_NONE] = KUBE_EVICTION_NONE,
+        [EVICTION_LIVE_MIGRATE] = KUBE_EVICTION_LIVE_MIGRATE,
+        [EVICTION_LIVE_MIGRATE_IF_POSSIBLE] = KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE,
+        [EVICTION_EXTERNAL] = KUBE_EVICTION_EXTERNAL,
+        [EVICTION_UNKNOWN] = KUBE_EVICTION_NONE,
+    };
+    if (vmi->eviction_strategy != KUBE_EVICTION_UNSET)
+        return vmi->eviction_strategy;
+    return from_config[cfg->eviction_strategy];
+}
+
+/* Appends "ns/name:reason" to the bounded blocked list. */
+static void blocked_add(drain_plan_t *p, const kube_vmi_t *vmi, const char *reason, int *dropped)
+{
+    char item[320];
+    size_t len = strlen(p->blocked_list);
+    int n = snprintf(item, sizeof(item), "%s%s/%s:%s", len ? "," : "", vmi->obj.ns, vmi->obj.name,
+                     reason);
+    /* keep room for ",+NNN more" */
+    if (n < 0 || len + (size_t)n + 12 > DRAIN_BLOCKED_MAX) {
+        (*dropped)++;
+        return;
+    }
+    memcpy(p->blocked_list + len, item, (size_t)n + 1);
+}
+
+static void add_event(drain_plan_t *p, const char *reason, const char *type, const kube_vmi_t *vmi,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void add_event(drain_plan_t *p, const char *reason, const char *type, const kube_vmi_t *vmi,
+                      const char *fmt, ...)
+{
+    if (p->n_events == DRAIN_MAX_EVENTS)
+        return;
+    drain_event_t *e = &p->events[p->n_events++];
+    va_list ap;
+    e->reason = reason;
+    e->type = type;
+    e->vmi = vmi;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+}
+
+/* True when the observed blocked annotation already names the VMI. */
+static bool already_blocked(const kube_node_t *n, const kube_vmi_t *vmi)
+{
+    const char *list = kube_obj_annotation(&n->obj, DRAIN_ANN_BLOCKED);
+    char needle[300];
+    if (!list)
+        return false;
+    int k = snprintf(needle, sizeof(needle), "%s/%s:", vmi->obj.ns, vmi->obj.name);
+    for (const char *p = strstr(list, needle); p; p = strstr(p + 1, needle))
+        if (p == list || p[-1] == ',')
+            return k > 0;
+    return false;
+}
+
+/* What the migrations say about one VMI of the node. */
+typedef struct vmi_history {
+    const kube_migration_t *active; /* in flight, ours or adopted */
+    bool finishing;                 /* a migration succeeded, the VMI has not moved yet */
+    int failures;                   /* our failed attempts from this node */
+    int last_attempt;               /* highest attempt number of ours */
+    vd_time_t last_failure;
+} vmi_history_t;
+
+/* Reads the migrations of one VMI. A migration that succeeded since the
+ * drain started while the cache still shows the VMI here is "finishing":
+ * the VMI's move is not visible yet (unless the VMI records that very
+ * migration as having brought it to this node). */
+static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t started,
+                       vmi_history_t *h)
+{
+    const char *node = v->node->obj.name;
+
+    memset(h, 0, sizeof(*h));
+    for (size_t i = 0; i < v->n_migs; i++) {
+        const kube_migration_t *m = v->migs[i];
+        if (!mig_of_vmi(m, vmi))
+            continue;
+        if (drain_migration_in_flight(m)) {
+            h->active = m;
+            continue;
+        }
+        if (m->phase == KUBE_MIGRATION_SUCCEEDED && time_diff(started, m->obj.created) >= 0) {
+            bool came_here = vmi->has_migration_state &&
+                             strcmp(vmi->migration.migration_uid, m->obj.uid) == 0 &&
+                             strcmp(vmi->migration.target_node, node) == 0;
+            if (!came_here)
+                h->finishing = true;
+        }
+        if (!is_ours(m) || !label_is(&m->obj, DRAIN_LABEL_VMI_UID, vmi->obj.uid) ||
+            !label_is(&m->obj, DRAIN_LABEL_NODE, node))
+            continue;
+        int a = attempt_of(m);
+        if (a > h->last_attempt)
+            h->last_attempt = a;
+        if (m->phase == KUBE_MIGRATION_FAILED) {
+            h->failures++;
+            vd_time_t t = m->phase_changed.sec ? m->phase_changed : m->obj.created;
+            if (time_diff(h->last_failure, t) > 0)
+                h->last_failure = t;
+        }
+    }
+}
+
+/* Migrations of ours that concern this node's drain and succeeded since it
+ * started: the "migrated" count of the progress annotation. */
+static int count_migrated(const drain_view_t *v, vd_time_t started)
+{
+    int n = 0;
+    for (size_t i = 0; i < v->n_migs; i++) {
+        const kube_migration_t *m = v->migs[i];
+        if (m->phase == KUBE_MIGRATION_SUCCEEDED && is_ours(m) &&
+            label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) &&
+            time_diff(started, m->obj.created) >= 0)
+            n++;
+    }
+    return n;
+}
+
+static int push_candidate(drain_plan_t *p, const kube_vmi_t *vmi, int attempt)
+{
+    drain_candidate_t *c = realloc(p->candidates, (p->n_candidates + 1) * sizeof(*c));
+    if (!c)
+        return -1;
+    p->candidates = c;
+    c = &c[p->n_candidates++];
+    memset(c, 0, sizeof(*c));
+    c->vmi = vmi;
+    c->attempt = attempt;
+    c->memory = vmi->guest_memory ? vmi->guest_memory : vmi->memory_request;
+    snprintf(c->name, sizeof(c->name), "vmdrain-%.8s-%d", vmi->obj.uid, attempt);
+    return 0;
+}
+
+static int push_delete(drain_plan_t *p, const kube_migration_t *m, const char *reason)
+{
+    drain_delete_t *d = realloc(p->deletes, (p->n_deletes + 1) * sizeof(*d));
+    if (!d)
+        return -1;
+    p->deletes = d;
+    p->deletes[p->n_deletes].mig = m;
+    p->deletes[p->n_deletes].reason = reason;
+    p->n_deletes++;
+    return 0;
+}
+
+/* Classifies every VMI of a draining node. */
+static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t started)
+{
+    const drain_config_t *cfg = v->cfg;
+    int dropped = 0;
+
+    for (size_t i = 0; i < v->n_vmis; i++) {
+        const kube_vmi_t *vmi = v->vmis[i];
+        kube_eviction_strategy_t s = strategy_of(vmi, cfg);
+        bool migratable = vmi->migratable == KUBE_COND_TRUE;
+        if (vmi->phase != KUBE_VMI_RUNNING || vmi->obj.deleted.sec != 0)
+            continue;
+        if (s == KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE && !migratable)
+            continue; /* may be evicted: not ours */
+        if (s != KUBE_EVICTION_LIVE_MIGRATE && s != KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE)
+            continue;
+        if (!migratable) {
+            const char *reason =
+                vmi->migratable_reason[0] ? vmi->migratable_reason : "NotLiveMigratable";
+            p->blocked++;
+            blocked_add(p, vmi, reason, &dropped);
+            if (!already_blocked(v->node, vmi))
+                add_event(p, "VMIBlocked", "Warning", vmi, "VMI %s/%s cannot leave node %s: %s%s%s",
+                          vmi->obj.ns, vmi->obj.name, v->node->obj.name, reason,
+                          vmi->migratable_message[0] ? ": " : "", vmi->migratable_message);
+            continue;
+        }
+        vmi_history_t h;
+        history_of(v, vmi, started, &h);
+        if (h.active || h.finishing) {
+            p->migrating++;
+            continue;
+        }
+        if (h.failures >= cfg->max_migration_attempts) {
+            p->failed++;
+            continue;
+        }
+        if (!cfg->live_migration_enabled) {
+            p->pending++;
+            continue;
+        }
+        if (h.failures > 0) {
+            double wait = cfg->retry_backoff_seconds * ldexp(1.0, h.failures - 1);
+            double left = wait - time_diff(h.last_failure, v->now);
+            if (left > 0) {
+                p->pending++;
+                if (p->requeue_after == 0 || left < p->requeue_after)
+                    p->requeue_after = left;
+                continue;
+            }
+        }
+        p->pending++;
+        if (push_candidate(p, vmi, h.last_attempt + 1) < 0)
+            return -1;
+    }
+    if (dropped)
+        snprintf(p->blocked_list + strlen(p->blocked_list),
+                 sizeof(p->blocked_list) - strlen(p->blocked_list), ",+%d more", dropped);
+    p->migrated = count_migrated(v, started);
+    p->total = p->migrated + p->migrating + p->pending + p->failed + p->blocked;
+    snprintf(p->progress, sizeof(p->progress), "%d/%d", p->migrated, p->total);
+    return 0;
+}
+
+/* Cancels what is queued once the drain ends: ours for this node that
+ * have not started running. */
+static int plan_cancel(const drain_view_t *v, drain_plan_t *p)
+{
+    for (size_t i = 0; i < v->n_migs; i++) {
+        const kube_migration_t *m = v->migs[i];
+        if (is_ours(m) && label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) &&
+            drain_migration_in_flight(m) && m->phase < KUBE_MIGRATION_RUNNING &&
+            push_delete(p, m, "the drain ended before the migration started") < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const char *ann(const kube_node_t *n, const char *key)
+{
+    const char *v = kube_obj_annotation(&n->obj, key);
+    return v ? v : "";
+}
+
+static void draining(const drain_view_t *v, drain_plan_t *p)
+{
+    const kube_node_t *n = v->node;
+    const char *name = n->obj.name;
+    bool by_us = strcmp(ann(n, DRAIN_ANN_CORDONED_BY), "vmdrain") == 0;
+
+    if (!n->unschedulable) {
+        p->cordon = +1;
+        if (state_active(p->observed))
+            add_event(p, "NodeCordoned", "Warning", NULL,
+                      "Node %s was uncordoned while the drain taint %s is present; cordoned "
+                      "again",
+                      name, v->cfg->node_drain_taint_key);
+    }
+    p->cordoned_by = (!n->unschedulable || by_us) ? "vmdrain" : NULL;
+    if (!state_active(p->observed)) {
+        time_format_rfc3339(v->now, 0, p->started_at, sizeof(p->started_at));
+        add_event(p, "DrainStarted", "Normal", NULL, "Drain of node %s started (taint %s)", name,
+                  v->cfg->node_drain_taint_key);
+    } else {
+        snprintf(p->started_at, sizeof(p->started_at), "%s", ann(n, DRAIN_ANN_STARTED_AT));
+    }
+}
+
+static void decide_state(const drain_view_t *v, drain_plan_t *p)
+{
+    const char *name = v->node->obj.name;
+
+    if (p->migrating + p->pending > 0)
+        p->state = DRAIN_STATE_DRAINING;
+    else if (p->blocked > 0)
+        p->state = DRAIN_STATE_BLOCKED;
+    else if (p->failed > 0)
+        p->state = DRAIN_STATE_FAILED;
+    else
+        p->state = DRAIN_STATE_DRAINED;
+
+    if (!v->cfg->live_migration_enabled && p->pending > 0) {
+        p->state = DRAIN_STATE_BLOCKED;
+        snprintf(p->message, sizeof(p->message),
+                 "the LiveMigration feature gate is not enabled: nothing is migrated");
+    } else if (p->state == DRAIN_STATE_BLOCKED) {
+        snprintf(p->message, sizeof(p->message), "%d VMI(s) cannot be live-migrated", p->blocked);
+    } else if (p->state == DRAIN_STATE_FAILED) {
+        snprintf(p->message, sizeof(p->message), "%d VMI(s) failed %d migration attempts",
+                 p->failed, v->cfg->max_migration_attempts);
+    } else if (p->state == DRAIN_STATE_DRAINED) {
+        snprintf(p->message, sizeof(p->message), "all VMIs left the node");
+    } else {
+        snprintf(p->message, sizeof(p->message), "%d migrating, %d pending", p->migrating,
+                 p->pending);
+    }
+    if (p->state == DRAIN_STATE_DRAINED && p->observed != DRAIN_STATE_DRAINED) {
+        time_format_rfc3339(v->now, 0, p->completed_at, sizeof(p->completed_at));
+        if (v->cfg->uncordon_policy != UNCORDON_ON_COMPLETION)
+            add_event(p, "DrainCompleted", "Normal", NULL, "Node %s is drained: %d VMI(s) migrated",
+                      name, p->migrated);
+    } else if (p->state == DRAIN_STATE_DRAINED) {
+        snprintf(p->completed_at, sizeof(p->completed_at), "%s",
+                 ann(v->node, DRAIN_ANN_COMPLETED_AT));
+    }
+}
+
+/* The drain ends: the taint is gone (or OnCompletion removes it). */
+static int finish(const drain_view_t *v, drain_plan_t *p, bool completed)
+{
+    const kube_node_t *n = v->node;
+    bool by_us = strcmp(ann(n, DRAIN_ANN_CORDONED_BY), "vmdrain") == 0;
+
+    if (by_us && n->unschedulable) {
+        p->cordon = -1;
+        add_event(p, "NodeUncordoned", "Normal", NULL, "Node %s uncordoned: vmdrain cordoned it",
+                  n->obj.name);
+    }
+    p->cordoned_by = NULL;
+    if (state_active(p->observed) || p->remove_taint) {
+        p->state = completed ? DRAIN_STATE_COMPLETED : DRAIN_STATE_CANCELLED;
+        time_format_rfc3339(v->now, 0, p->completed_at, sizeof(p->completed_at));
+        if (completed)
+            add_event(p, "DrainCompleted", "Normal", NULL, "Drain of node %s completed",
+                      n->obj.name);
+        else
+            add_event(p, "DrainCancelled", "Normal", NULL,
+                      "Drain of node %s cancelled: the taint was removed", n->obj.name);
+        snprintf(p->message, sizeof(p->message), "%s",
+                 completed ? "drain completed" : "drain cancelled: the taint was removed");
+    } else {
+        /* already ended: keep what the node says */
+        p->state = p->observed;
+        snprintf(p->completed_at, sizeof(p->completed_at), "%s", ann(n, DRAIN_ANN_COMPLETED_AT));
+        snprintf(p->message, sizeof(p->message), "%s", ann(n, DRAIN_ANN_MESSAGE));
+    }
+    snprintf(p->started_at, sizeof(p->started_at), "%s", ann(n, DRAIN_ANN_STARTED_AT));
+    snprintf(p->progress, sizeof(p->progress), "%s", ann(n, DRAIN_ANN_PROGRESS));
+    return plan_cancel(v, p);
+}
+
+int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
+{
+    const kube_node_t *n = v->node;
+
+    memset(p, 0, sizeof(*p));
+    p->observed = drain_state_parse(kube_obj_annotation(&n->obj, DRAIN_ANN_STATE));
+    p->tainted = has_drain_taint(n, v->cfg->node_drain_taint_key);
+
+    if (p->tainted) {
+        vd_time_t started = v->now;
+        draining(v, p);
+        time_parse_rfc3339(p->started_at, &started, NULL, 0);
+        if (plan_evacuation(v, p, started) < 0)
+            goto out_fail;
+        decide_state(v, p);
+        if (p->state == DRAIN_STATE_DRAINED && v->cfg->uncordon_policy == UNCORDON_ON_COMPLETION) {
+            p->remove_taint = true;
+            p->tainted = false;
+            p->cordon = 0;
+            char progress[32];
+            memcpy(progress, p->progress, sizeof(progress));
+            if (finish(v, p, true) < 0)
+                goto out_fail;
+            memcpy(p->progress, progress, sizeof(progress));
+        }
+    } else if (finish(v, p, p->observed == DRAIN_STATE_DRAINED) < 0) {
+        goto out_fail;
+    }
+    return 0;
+out_fail:
+    drain_plan_free(p);
+    return -1;
+}
+
+void drain_plan_free(drain_plan_t *p)
+{
+    free(p->candidates);
+    free(p->deletes);
+    p->candidates = NULL;
+    p->deletes = NULL;
+    p->n_candidates = p->n_deletes = 0;
+}
+
+/* --- JSON ---------------------------------------------------------------------------- */
+
+static void gstr(yajl_gen g, const char *s)
+{
+    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+/* Hands the generated text to the caller as a fresh string. */
+static int gen_take(yajl_gen g, char **out)
+{
+    const unsigned char *buf;
+    size_t len;
+    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
+        return -1;
+    *out = malloc(len + 1);
+    if (!*out)
+        return -1;
+    memcpy(*out, buf, len);
+    (*out)[len] = '\0';
+    return (int)len;
+}
+
+typedef struct ann_change {
+    const char *key;
+    const char *value; /* NULL: remove */
+} ann_change_t;
+
+/* Adds key to the change list when value differs from what the node has.
+ * An empty value means absent. */
+static void diff_ann(const kube_node_t *n, ann_change_t *ch, size_t *nch, const char *key,
+                     const char *value)
+{
+    const char *cur = kube_obj_annotation(&n->obj, key);
+    if (value && !*value)
+        value = NULL;
+    if ((!cur && !value) || (cur && value && strcmp(cur, value) == 0))
+        return;
+    ch[*nch].key = key;
+    ch[*nch].value = value;
+    (*nch)++;
+}
+
+static int ann_int(const kube_node_t *n, const char *key)
+{
+    const char *v = kube_obj_annotation(&n->obj, key);
+    return v ? atoi(v) : 0;
+}
+
+int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
+{
+    const kube_node_t *n = v->node;
+    ann_change_t ch[16];
+    size_t nch = 0;
+    char migrating[16], pending[16], failed[16], label[32];
+    const char *state = drain_state_name(p->state);
+    int rc = -1;
+
+    *out = NULL;
+    if (p->state == DRAIN_STATE_NONE && p->cordon == 0)
+        return 0;
+    bool ended = p->state == DRAIN_STATE_COMPLETED || p->state == DRAIN_STATE_CANCELLED;
+    snprintf(migrating, sizeof(migrating), "%d", ended ? 0 : p->migrating);
+    snprintf(pending, sizeof(pending), "%d", ended ? 0 : p->pending);
+    snprintf(failed, sizeof(failed), "%d", ended ? ann_int(n, DRAIN_ANN_FAILED) : p->failed);
+    diff_ann(n, ch, &nch, DRAIN_ANN_STATE, state);
+    diff_ann(n, ch, &nch, DRAIN_ANN_PROGRESS, p->progress);
+    diff_ann(n, ch, &nch, DRAIN_ANN_MIGRATING, migrating);
+    diff_ann(n, ch, &nch, DRAIN_ANN_PENDING, pending);
+    diff_ann(n, ch, &nch, DRAIN_ANN_FAILED, failed);
+    if (!ended)
+        diff_ann(n, ch, &nch, DRAIN_ANN_BLOCKED, p->blocked_list);
+    diff_ann(n, ch, &nch, DRAIN_ANN_STARTED_AT, p->started_at);
+    diff_ann(n, ch, &nch, DRAIN_ANN_COMPLETED_AT, p->completed_at);
+    diff_ann(n, ch, &nch, DRAIN_ANN_MESSAGE, p->message);
+    diff_ann(n, ch, &nch, DRAIN_ANN_CORDONED_BY, p->cordoned_by);
+    size_t i;
+    snprintf(label, sizeof(label), "%s", state);
+    for (char *q = label; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
+    const char *cur_label = kube_obj_label(&n->obj, DRAIN_LABEL_STATE);
+    bool label_changed = !cur_label ? label[0] != '\0' : strcmp(cur_label, label) != 0;
+    if (nch == 0 && !label_changed && p->cordon == 0 && !p->remove_taint)
+        return 0;
+
+    yajl_gen g = yajl_gen_alloc(NULL);
+    if (!g)
+        return -1;
+    yajl_gen_map_open(g);
+    gstr(g, "metadata");
+    yajl_gen_map_open(g);
+    gstr(g, "resourceVersion");
+    gstr(g, n->obj.resource_version);
+    if (nch) {
+        gstr(g, "annotations");
+        yajl_gen_map_open(g);
+        for (i = 0; i < nch; i++) {
+            gstr(g, ch[i].key);
+            if (ch[i].value)
+                gstr(g, ch[i].value);
+            else
+                yajl_gen_null(g);
+        }
+        yajl_gen_map_close(g);
+    }
+    if (label_changed) {
+        gstr(g, "labels");
+        yajl_gen_map_open(g);
+        gstr(g, DRAIN_LABEL_STATE);
+        if (label[0])
+            gstr(g, label);
+        else
+            yajl_gen_null(g);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    if (p->cordon || p->remove_taint) {
+        gstr(g, "spec");
+        yajl_gen_map_open(g);
+        if (p->cordon) {
+            gstr(g, "unschedulable");
+            if (p->cordon > 0)
+                yajl_gen_bool(g, 1);
+            else
+                yajl_gen_null(g);
+        }
+        if (p->remove_taint) {
+            gstr(g, "taints");
+            yajl_gen_array_open(g);
+            for (i = 0; i < n->n_taints; i++) {
+                const kube_taint_t *t = &n->taints[i];
+                if (strcmp(t->key, v->cfg->node_drain_taint_key) == 0 &&
+                    strcmp(t->effect, "NoSchedule") == 0)
+                    continue;
+                yajl_gen_map_open(g);
+                gstr(g, "key");
+                gstr(g, t->key);
+                if (t->value[0]) {
+                    gstr(g, "value");
+                    gstr(g, t->value);
+                }
+                gstr(g, "effect");
+                gstr(g, t->effect);
+                yajl_gen_map_close(g);
+            }
+            yajl_gen_array_close(g);
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    rc = gen_take(g, out);
+    yajl_gen_free(g);
+    return rc;
+}
+
+int drain_migration_body(const drain_candidate_t *c, const char *node, char **out)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc;
+
+    if (!g)
+        return -1;
+    yajl_gen_map_open(g);
+    gstr(g, "apiVersion");
+    gstr(g, "kubevirt.io/v1");
+    gstr(g, "kind");
+    gstr(g, "VirtualMachineInstanceMigration");
+    gstr(g, "metadata");
+    yajl_gen_map_open(g);
+    gstr(g, "name");
+    gstr(g, c->name);
+    gstr(g, "namespace");
+    gstr(g, c->vmi->obj.ns);
+    gstr(g, "labels");
+    yajl_gen_map_open(g);
+    gstr(g, DRAIN_LABEL_MANAGED_BY);
+    gstr(g, "vmdrain");
+    gstr(g, DRAIN_LABEL_NODE);
+    gstr(g, node);
+    gstr(g, DRAIN_LABEL_VMI_UID);
+    gstr(g, c->vmi->obj.uid);
+    yajl_gen_map_close(g);
+    gstr(g, "annotations");
+    yajl_gen_map_open(g);
+    gstr(g, DRAIN_ANN_EVACUATION);
+    gstr(g, node);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    gstr(g, "spec");
+    yajl_gen_map_open(g);
+    gstr(g, "vmiName");
+    gstr(g, c->vmi->obj.name);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    rc = gen_take(g, out);
+    yajl_gen_free(g);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/*
+ * reconcile — the node drain state machine, as a pure function.
+ *
+ * drain_reconcile() looks at one node as the caches show it (the node, the
+ * VMIs on it, the migrations that concern them) and computes the plan: the
+ * node's desired cordon, taints, annotations and label, the migrations to
+ * start (candidates for the planner) and to delete, and the Events that
+ * mark state changes. It remembers nothing between calls: everything it
+ * needs is in the cluster (DESIGN §5), so it can run again at any time and
+ * a restarted vmdrain computes the same plan. It does no I/O; the
+ * controller (drain/controller.c) applies the plan.
+ */
+#ifndef VMDRAIN_DRAIN_RECONCILE_H
+#define VMDRAIN_DRAIN_RECONCILE_H
+
+#include "drain/config.h"
+#include "kube/objects.h"
+#include "util/timefmt.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Annotation and label names (DESIGN §3). */
+#define DRAIN_ANN_PREFIX        "vmdrain.io/"
+#define DRAIN_ANN_STATE         "vmdrain.io/state"
+#define DRAIN_ANN_PROGRESS      "vmdrain.io/progress"
+#define DRAIN_ANN_MIGRATING     "vmdrain.io/migrating"
+#define DRAIN_ANN_PENDING       "vmdrain.io/pending"
+#define DRAIN_ANN_FAILED        "vmdrain.io/failed"
+#define DRAIN_ANN_BLOCKED       "vmdrain.io/blocked"
+#define DRAIN_ANN_STARTED_AT    "vmdrain.io/started-at"
+#define DRAIN_ANN_COMPLETED_AT  "vmdrain.io/completed-at"
+#define DRAIN_ANN_MESSAGE       "vmdrain.io/message"
+#define DRAIN_ANN_CORDONED_BY   "vmdrain.io/cordoned-by"
+#define DRAIN_LABEL_STATE       "vmdrain.io/state"
+#define DRAIN_LABEL_MANAGED_BY  "vmdrain.io/managed-by"
+#define DRAIN_LABEL_NODE        "vmdrain.io/node"
+#define DRAIN_LABEL_VMI_UID     "vmdrain.io/vmi-uid"
+#define DRAIN_ANN_EVACUATION    "kubevirt.io/evacuationMigration"
+#define DRAIN_ANN_EVACUATE_FROM "vmdrain.io/evacuate-from"
+
+/* Longest value written to the blocked annotation. */
+#define DRAIN_BLOCKED_MAX 1024
+
+typedef enum drain_state {
+    DRAIN_STATE_NONE, /* never drained, or the annotation is absent */
+    DRAIN_STATE_DRAINING,
+    DRAIN_STATE_DRAINED,
+    DRAIN_STATE_BLOCKED,
+    DRAIN_STATE_FAILED,
+    DRAIN_STATE_CANCELLED,
+    DRAIN_STATE_COMPLETED,
+} drain_state_t;
+
+/* "Draining", ...; "" for NONE. */
+const char *drain_state_name(drain_state_t s);
+drain_state_t drain_state_parse(const char *s);
+
+/* What the reconciler sees of one node. The arrays are borrowed. */
+typedef struct drain_view {
+    const drain_config_t *cfg;
+    vd_time_t now;
+    const kube_node_t *node;
+    const kube_vmi_t *const *vmis; /* status.nodeName == node */
+    size_t n_vmis;
+    /* every migration whose VMI is in vmis, and every migration labelled
+     * vmdrain.io/node=<node> (a migration may appear once only) */
+    const kube_migration_t *const *migs;
+    size_t n_migs;
+} drain_view_t;
+
+/* A VMI ready for its next migration attempt. */
+typedef struct drain_candidate {
+    const kube_vmi_t *vmi;
+    int attempt;    /* 1 for the first */
+    int64_t memory; /* guest memory, else the request, bytes */
+    char name[64];  /* the migration's name: vmdrain-<uid8>-<attempt> */
+} drain_candidate_t;
+
+typedef struct drain_delete {
+    const kube_migration_t *mig;
+    const char *reason; /* static text */
+} drain_delete_t;
+
+typedef struct drain_event {
+    const char *reason; /* DrainStarted, ... */
+    const char *type;   /* "Normal" or "Warning" */
+    char message[512];
+    const kube_vmi_t *vmi; /* also recorded on this VMI, or NULL */
+} drain_event_t;
+
+#define DRAIN_MAX_EVENTS 8
+
+typedef struct drain_plan {
+    bool tainted; /* the drain taint is on the node */
+    drain_state_t observed;
+    drain_state_t state;
+
+    /* node writes, each only when it changes something */
+    int cordon;        /* +1 cordon, -1 uncordon, 0 leave */
+    bool remove_taint; /* uncordonPolicy OnCompletion */
+    bool annotations_changed;
+    char progress[32];
+    int migrated, total, migrating, pending, failed, blocked;
+    char blocked_list[DRAIN_BLOCKED_MAX + 1];
+    char started_at[TIME_RFC3339_MAX];
+    char completed_at[TIME_RFC3339_MAX];
+    char message[256];
+    const char *cordoned_by; /* "vmdrain", or NULL to remove */
+
+    drain_candidate_t *candidates; /* owned by the plan */
+    size_t n_candidates;
+    drain_delete_t *deletes; /* owned by the plan */
+    size_t n_deletes;
+    drain_event_t events[DRAIN_MAX_EVENTS];
+    size_t n_events;
+
+    double requeue_after; /* seconds until a backoff ends; 0 for none */
+} drain_plan_t;
+
+/* Computes the plan for v. Returns 0, or -1 when memory runs out. The
+ * caller releases the plan with drain_plan_free(). */
+int drain_reconcile(const drain_view_t *v, drain_plan_t *out);
+void drain_plan_free(drain_plan_t *p);
+
+/* Writes the JSON merge patch that takes the node from what the view saw to
+ * the plan (spec.unschedulable, spec.taints, the annotations and the state
+ * label, guarded by the node's resourceVersion), into out. Returns its
+ * length, 0 when nothing needs writing, or -1 (memory). The caller frees
+ * *out. */
+int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out);
+
+/* The migration object for a candidate, as JSON. The caller frees *out.
+ * Returns its length or -1. */
+int drain_migration_body(const drain_candidate_t *c, const char *node, char **out);
+
+/* True when a migration is still running or waiting to run. */
+bool drain_migration_in_flight(const kube_migration_t *m);
+
+#endif

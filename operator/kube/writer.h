@@ -1,0 +1,41 @@
+/*
+ * writer — the few writes vmdrain makes: create, patch and delete objects,
+ * and record Events. Each is asynchronous on the loop; a completion
+ * callback (optional) gets the result.
+ */
+#ifndef VMDRAIN_KUBE_WRITER_H
+#define VMDRAIN_KUBE_WRITER_H
+
+#include "kube/http.h"
+#include "kube/objects.h"
+#include "kube/resources.h"
+
+typedef void (*kube_write_cb)(void *ud, const kube_result_t *res);
+
+/* Patch types for kube_patch(). */
+#define KUBE_MERGE_PATCH     "application/merge-patch+json"
+#define KUBE_JSON_PATCH      "application/json-patch+json"
+#define KUBE_STRATEGIC_PATCH "application/strategic-merge-patch+json"
+
+/* POSTs body (JSON) to the collection of r in ns. */
+kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *body,
+                        kube_write_cb cb, void *ud);
+
+/* PATCHes an object (subresource may be NULL or "status"). */
+kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
+                       const char *subresource, const char *patch_type, const char *body,
+                       kube_write_cb cb, void *ud);
+
+/* DELETEs an object with propagationPolicy Background and, when uid is not
+ * NULL, a precondition on it (so a re-created object of the same name is
+ * never deleted by mistake). */
+kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
+                        const char *uid, kube_write_cb cb, void *ud);
+
+/* Records a core/v1 Event about obj (source component "vmdrain"). Events
+ * of cluster-scoped objects go to the "default" namespace, as kubectl
+ * expects. Best effort: failures are logged, never retried. */
+void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const char *reason,
+                const char *message);
+
+#endif

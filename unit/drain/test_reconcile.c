@@ -1,0 +1,429 @@
+#include <criterion/criterion.h>
+
+#include "drain/reconcile.h"
+#include "kube/decode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Objects for the tests are made the way the operator makes them: decoded
+ * from Kubernetes JSON. */
+static kube_obj_t *decoded;
+
+static void take(void *ud, kube_obj_t *obj)
+{
+    (void)ud;
+    decoded = obj;
+}
+
+static kube_obj_t *from_json(kube_kind_t kind, const char *item)
+{
+    kube_decoder_cb_t cb = {.on_item = take};
+    char body[8192];
+    snprintf(body, sizeof(body),
+             "{\"kind\":\"%s\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[%s]}",
+             kube_kind_list_name(kind), item);
+    kube_decoder_t *d = kube_decoder_new(kind, KUBE_DECODE_LIST, &cb, NULL, 0);
+    decoded = NULL;
+    cr_assert_eq(kube_decoder_feed(d, body, strlen(body)), 0, "%s", kube_decoder_error(d));
+    cr_assert_eq(kube_decoder_finish(d), 0, "%s", kube_decoder_error(d));
+    kube_decoder_free(d);
+    cr_assert_not_null(decoded, "fixture skipped: %s", item);
+    return decoded;
+}
+
+#define MAX_OBJS 32
+static kube_obj_t *pool[MAX_OBJS];
+static int npool;
+
+static kube_obj_t *keep(kube_obj_t *o)
+{
+    cr_assert_lt(npool, MAX_OBJS);
+    pool[npool++] = o;
+    return o;
+}
+
+static void free_pool(void)
+{
+    for (int i = 0; i < npool; i++)
+        kube_obj_free(pool[i]);
+    npool = 0;
+}
+
+TestSuite(reconcile, .fini = free_pool);
+
+/* A node; annotations is the inside of a JSON object, or "". */
+static const kube_node_t *node(bool tainted, bool unschedulable, const char *annotations)
+{
+    char j[4096];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"n1\",\"uid\":\"node-uid\",\"resourceVersion\":\"77\","
+             "\"annotations\":{%s}},\"spec\":{\"unschedulable\":%s,\"taints\":[%s]}}",
+             annotations, unschedulable ? "true" : "false",
+             tainted ? "{\"key\":\"kubevirt.io/drain\",\"value\":\"draining\","
+                       "\"effect\":\"NoSchedule\"},{\"key\":\"other\",\"effect\":\"NoExecute\"}"
+                     : "{\"key\":\"other\",\"effect\":\"NoExecute\"}");
+    return kube_obj_as_node(keep(from_json(KUBE_KIND_NODE, j)));
+}
+
+static const kube_vmi_t *vmi(const char *name, const char *uid, const char *strategy,
+                             bool migratable)
+{
+    char j[4096], strat[64] = "";
+    if (strategy)
+        snprintf(strat, sizeof(strat), "\"evictionStrategy\":\"%s\",", strategy);
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"%s\","
+             "\"resourceVersion\":\"5\",\"creationTimestamp\":\"2026-01-01T00:00:00Z\"},"
+             "\"spec\":{%s\"domain\":{\"memory\":{\"guest\":\"2Gi\"}}},"
+             "\"status\":{\"nodeName\":\"n1\",\"phase\":\"Running\",\"conditions\":[{\"type\":"
+             "\"LiveMigratable\",\"status\":\"%s\"%s}]}}",
+             name, uid, strat, migratable ? "True" : "False",
+             migratable ? "" : ",\"reason\":\"DisksNotLiveMigratable\",\"message\":\"PVC is RWO\"");
+    return kube_obj_as_vmi(keep(from_json(KUBE_KIND_VMI, j)));
+}
+
+/* A migration; ours when attempt > 0 (named vmdrain-<uid8>-<attempt>). */
+static const kube_migration_t *mig(const char *vmi_name, const char *vmi_uid, int attempt,
+                                   const char *phase, const char *created, const char *changed)
+{
+    char j[4096], name[64], labels[256] = "";
+    if (attempt > 0) {
+        snprintf(name, sizeof(name), "vmdrain-%.8s-%d", vmi_uid, attempt);
+        snprintf(labels, sizeof(labels),
+                 "\"labels\":{\"vmdrain.io/managed-by\":\"vmdrain\",\"vmdrain.io/node\":\"n1\","
+                 "\"vmdrain.io/vmi-uid\":\"%s\"},",
+                 vmi_uid);
+    } else {
+        snprintf(name, sizeof(name), "foreign-%s", vmi_name);
+    }
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"m-%s\",%s"
+             "\"resourceVersion\":\"9\",\"creationTimestamp\":\"%s\"},"
+             "\"spec\":{\"vmiName\":\"%s\"},\"status\":{\"phase\":\"%s\","
+             "\"phaseTransitionTimestamps\":[{\"phase\":\"%s\",\"phaseTransitionTimestamp\":"
+             "\"%s\"}]}}",
+             name, name, labels, created, vmi_name, phase, phase, changed);
+    return kube_obj_as_migration(keep(from_json(KUBE_KIND_MIGRATION, j)));
+}
+
+static drain_config_t config(void)
+{
+    drain_config_t c;
+    drain_config_defaults(&c);
+    c.live_migration_enabled = true;
+    return c;
+}
+
+static vd_time_t at(const char *s)
+{
+    vd_time_t t;
+    cr_assert_eq(time_parse_rfc3339(s, &t, NULL, 0), 0);
+    return t;
+}
+
+static drain_plan_t run(const drain_config_t *cfg, const char *now, const kube_node_t *n,
+                        const kube_vmi_t **vmis, size_t nv, const kube_migration_t **migs,
+                        size_t nm)
+{
+    drain_view_t v = {cfg, at(now), n, vmis, nv, migs, nm};
+    drain_plan_t p;
+    cr_assert_eq(drain_reconcile(&v, &p), 0);
+    return p;
+}
+
+static const drain_event_t *event(const drain_plan_t *p, const char *reason)
+{
+    for (size_t i = 0; i < p->n_events; i++)
+        if (strcmp(p->events[i].reason, reason) == 0)
+            return &p->events[i];
+    return NULL;
+}
+
+Test(reconcile, taint_starts_a_drain_with_mixed_strategies)
+{
+    drain_config_t cfg = config();
+    const kube_node_t *n = node(true, false, "");
+    const kube_vmi_t *vmis[] = {
+        vmi("lm-ok", "aaaaaaaa-1111", "LiveMigrate", true),
+        vmi("lm-blocked", "bbbbbbbb-2222", "LiveMigrate", false),
+        vmi("ifp-no", "cccccccc-3333", "LiveMigrateIfPossible", false),
+        vmi("ifp-ok", "dddddddd-4444", "LiveMigrateIfPossible", true),
+        vmi("none", "eeeeeeee-5555", "None", true),
+        vmi("default", "ffffffff-6666", NULL, true),
+    };
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", n, vmis, 6, NULL, 0);
+    cr_expect(p.tainted);
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINING);
+    cr_expect_eq(p.cordon, +1);
+    cr_expect_str_eq(p.cordoned_by, "vmdrain");
+    cr_expect_str_eq(p.started_at, "2026-01-02T00:00:00Z");
+    cr_assert_eq(p.n_candidates, 2);
+    cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-1");
+    cr_expect_str_eq(p.candidates[1].name, "vmdrain-dddddddd-1");
+    cr_expect_eq(p.candidates[0].memory, 2LL << 30);
+    cr_expect_eq(p.blocked, 1);
+    cr_expect_str_eq(p.blocked_list, "default/lm-blocked:DisksNotLiveMigratable");
+    cr_expect_str_eq(p.progress, "0/3");
+    cr_expect_eq(p.pending, 2);
+    cr_expect_not_null(event(&p, "DrainStarted"));
+    const drain_event_t *b = event(&p, "VMIBlocked");
+    cr_assert_not_null(b);
+    cr_expect_eq(b->vmi, vmis[1]);
+    cr_expect_not_null(strstr(b->message, "PVC is RWO"), "got: %s", b->message);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, cluster_default_strategy_applies_to_unset_vmis)
+{
+    drain_config_t cfg = config();
+    cfg.eviction_strategy = EVICTION_LIVE_MIGRATE;
+    const kube_vmi_t *vmis[] = {vmi("default", "ffffffff-6666", NULL, true)};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, false, ""), vmis, 1, NULL, 0);
+    cr_expect_eq(p.n_candidates, 1);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, admin_cordon_is_not_claimed)
+{
+    drain_config_t cfg = config();
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, true, ""), NULL, 0, NULL, 0);
+    cr_expect_eq(p.cordon, 0);
+    cr_expect_null(p.cordoned_by, "an admin's cordon is not vmdrain's");
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINED);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, in_flight_migrations_are_adopted_not_duplicated)
+{
+    drain_config_t cfg = config();
+    const kube_node_t *n =
+        node(true, true,
+             "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/cordoned-by\":\"vmdrain\","
+             "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"");
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true),
+                                vmi("b", "bbbbbbbb-2", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 0, "Running", "2026-01-02T00:00:01Z", "2026-01-02T00:00:02Z"),
+        mig("b", "bbbbbbbb-2", 1, "Scheduling", "2026-01-02T00:00:01Z", "2026-01-02T00:00:01Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:01:00Z", n, vmis, 2, migs, 2);
+    cr_expect_eq(p.n_candidates, 0, "both VMIs have a migration in flight");
+    cr_expect_eq(p.migrating, 2);
+    cr_expect_eq(p.cordon, 0);
+    cr_expect_null(event(&p, "DrainStarted"), "an ongoing drain does not start again");
+    cr_expect_str_eq(p.started_at, "2026-01-02T00:00:00Z");
+    drain_plan_free(&p);
+}
+
+Test(reconcile, failures_back_off_then_retry_with_the_next_attempt_number)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Failed", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z"),
+        mig("a", "aaaaaaaa-1", 2, "Failed", "2026-01-02T00:01:30Z", "2026-01-02T00:02:00Z")};
+    /* two failures: the wait is 20 s * 2^1 = 40 s after the last one */
+    drain_plan_t p = run(&cfg, "2026-01-02T00:02:30Z", node(true, true, ann), vmis, 1, migs, 2);
+    cr_expect_eq(p.n_candidates, 0, "still backing off");
+    cr_expect_float_eq(p.requeue_after, 10.0, 1e-6, "requeue in %.3f", p.requeue_after);
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINING);
+    drain_plan_free(&p);
+
+    p = run(&cfg, "2026-01-02T00:02:41Z", node(true, true, ann), vmis, 1, migs, 2);
+    cr_assert_eq(p.n_candidates, 1);
+    cr_expect_eq(p.candidates[0].attempt, 3);
+    cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-3");
+    drain_plan_free(&p);
+}
+
+Test(reconcile, max_attempts_fails_the_vmi_and_the_node)
+{
+    drain_config_t cfg = config();
+    cfg.max_migration_attempts = 2;
+    const char *ann = "\"vmdrain.io/state\":\"Draining\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Failed", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z"),
+        mig("a", "aaaaaaaa-1", 2, "Failed", "2026-01-02T00:01:30Z", "2026-01-02T00:02:00Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T01:00:00Z", node(true, true, ann), vmis, 1, migs, 2);
+    cr_expect_eq(p.n_candidates, 0);
+    cr_expect_eq(p.failed, 1);
+    cr_expect_eq(p.state, DRAIN_STATE_FAILED);
+    cr_expect_not_null(strstr(p.message, "failed 2 migration attempts"), "got: %s", p.message);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, succeeded_migration_counts_and_the_node_ends_drained)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/cordoned-by\":\"vmdrain\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Succeeded", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z"),
+        mig("old", "99999999-9", 1, "Succeeded", "2025-12-01T00:00:01Z", "2025-12-01T00:01:00Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:05:00Z", node(true, true, ann), NULL, 0, migs, 2);
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINED);
+    cr_expect_str_eq(p.progress, "1/1", "an earlier drain's migration does not count");
+    cr_expect_str_eq(p.completed_at, "2026-01-02T00:05:00Z");
+    cr_expect_not_null(event(&p, "DrainCompleted"));
+    cr_expect_eq(p.cordon, 0, "stays cordoned while the taint is there");
+    drain_plan_free(&p);
+}
+
+Test(reconcile, success_not_yet_visible_on_the_vmi_is_not_retried)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Succeeded", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:01:01Z", node(true, true, ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_candidates, 0, "the VMI is about to move");
+    cr_expect_eq(p.migrating, 1);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, taint_removed_mid_drain_cancels_queued_and_uncordons)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/cordoned-by\":\"vmdrain\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\","
+                      "\"vmdrain.io/progress\":\"1/3\"";
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true),
+                                vmi("b", "bbbbbbbb-2", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Running", "2026-01-02T00:00:01Z", "2026-01-02T00:00:05Z"),
+        mig("b", "bbbbbbbb-2", 1, "Scheduling", "2026-01-02T00:00:01Z", "2026-01-02T00:00:02Z"),
+        mig("c", "cccccccc-3", 0, "Pending", "2026-01-02T00:00:01Z", "2026-01-02T00:00:02Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:03:00Z", node(false, true, ann), vmis, 2, migs, 3);
+    cr_expect_not(p.tainted);
+    cr_expect_eq(p.state, DRAIN_STATE_CANCELLED);
+    cr_expect_eq(p.cordon, -1);
+    cr_expect_null(p.cordoned_by);
+    cr_assert_eq(p.n_deletes, 1, "only ours that have not started running");
+    cr_expect_eq(p.deletes[0].mig, migs[1]);
+    cr_expect_eq(p.n_candidates, 0);
+    cr_expect_not_null(event(&p, "DrainCancelled"));
+    cr_expect_not_null(event(&p, "NodeUncordoned"));
+    cr_expect_str_eq(p.progress, "1/3", "progress keeps its last value");
+    drain_plan_free(&p);
+}
+
+Test(reconcile, taint_removed_after_drained_completes_and_keeps_admin_cordon)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Drained\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    drain_plan_t p = run(&cfg, "2026-01-02T00:09:00Z", node(false, true, ann), NULL, 0, NULL, 0);
+    cr_expect_eq(p.state, DRAIN_STATE_COMPLETED);
+    cr_expect_eq(p.cordon, 0, "never uncordon a node cordoned by someone else");
+    cr_expect_not_null(event(&p, "DrainCompleted"));
+    cr_expect_null(event(&p, "NodeUncordoned"));
+    drain_plan_free(&p);
+}
+
+Test(reconcile, on_completion_policy_removes_the_taint_and_uncordons)
+{
+    drain_config_t cfg = config();
+    cfg.uncordon_policy = UNCORDON_ON_COMPLETION;
+    const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/cordoned-by\":\"vmdrain\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_node_t *n = node(true, true, ann);
+    drain_plan_t p = run(&cfg, "2026-01-02T00:09:00Z", n, NULL, 0, NULL, 0);
+    cr_expect(p.remove_taint);
+    cr_expect_eq(p.cordon, -1);
+    cr_expect_eq(p.state, DRAIN_STATE_COMPLETED);
+    drain_view_t v = {&cfg, at("2026-01-02T00:09:00Z"), n, NULL, 0, NULL, 0};
+    char *patch = NULL;
+    cr_assert_gt(drain_node_patch(&v, &p, &patch), 0);
+    cr_expect_not_null(strstr(patch, "\"taints\":[{\"key\":\"other\",\"effect\":\"NoExecute\"}]"),
+                       "got: %s", patch);
+    cr_expect_not_null(strstr(patch, "\"unschedulable\":null"), "got: %s", patch);
+    cr_expect_not_null(strstr(patch, "\"resourceVersion\":\"77\""), "got: %s", patch);
+    free(patch);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, uncordon_during_drain_is_undone_with_an_event)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/cordoned-by\":\"vmdrain\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:01:00Z", node(true, false, ann), vmis, 1, NULL, 0);
+    cr_expect_eq(p.cordon, +1);
+    cr_expect_not_null(event(&p, "NodeCordoned"));
+    drain_plan_free(&p);
+}
+
+Test(reconcile, without_the_gate_nothing_migrates_and_the_node_says_why)
+{
+    drain_config_t cfg = config();
+    cfg.live_migration_enabled = false;
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:01:00Z", node(true, false, ""), vmis, 1, NULL, 0);
+    cr_expect_eq(p.n_candidates, 0);
+    cr_expect_eq(p.state, DRAIN_STATE_BLOCKED);
+    cr_expect_not_null(strstr(p.message, "LiveMigration feature gate"), "got: %s", p.message);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, patch_is_empty_once_the_node_shows_the_plan)
+{
+    drain_config_t cfg = config();
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_node_t *n = node(true, false, "");
+    drain_view_t v = {&cfg, at("2026-01-02T00:00:00Z"), n, vmis, 1, NULL, 0};
+    drain_plan_t p;
+    char *patch = NULL;
+    cr_assert_eq(drain_reconcile(&v, &p), 0);
+    cr_assert_gt(drain_node_patch(&v, &p, &patch), 0);
+    cr_expect_not_null(strstr(patch, "\"vmdrain.io/state\":\"Draining\""), "got: %s", patch);
+    cr_expect_not_null(strstr(patch, "\"labels\":{\"vmdrain.io/state\":\"draining\"}"), "got: %s",
+                       patch);
+    cr_expect_not_null(strstr(patch, "\"unschedulable\":true"), "got: %s", patch);
+    free(patch);
+    drain_plan_free(&p);
+
+    /* the node after that patch: the same plan needs no write */
+    const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/cordoned-by\":\"vmdrain\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\","
+                      "\"vmdrain.io/progress\":\"0/1\",\"vmdrain.io/migrating\":\"0\","
+                      "\"vmdrain.io/pending\":\"1\",\"vmdrain.io/failed\":\"0\","
+                      "\"vmdrain.io/message\":\"0 migrating, 1 pending\"";
+    char j[2048];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"n1\",\"resourceVersion\":\"78\",\"labels\":{"
+             "\"vmdrain.io/state\":\"draining\"},\"annotations\":{%s}},\"spec\":{"
+             "\"unschedulable\":true,\"taints\":[{\"key\":\"kubevirt.io/drain\",\"effect\":"
+             "\"NoSchedule\"}]}}",
+             ann);
+    v.node = kube_obj_as_node(keep(from_json(KUBE_KIND_NODE, j)));
+    v.now = at("2026-01-02T00:00:07Z");
+    cr_assert_eq(drain_reconcile(&v, &p), 0);
+    cr_expect_eq(drain_node_patch(&v, &p, &patch), 0, "unexpected patch: %s", patch);
+    free(patch);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, migration_body_has_the_contract_names)
+{
+    const kube_vmi_t *v = vmi("vm-7", "0123456789abcdef", "LiveMigrate", true);
+    drain_candidate_t c = {.vmi = v, .attempt = 2};
+    snprintf(c.name, sizeof(c.name), "vmdrain-01234567-2");
+    char *body = NULL;
+    cr_assert_gt(drain_migration_body(&c, "n1", &body), 0);
+    cr_expect_not_null(strstr(body, "\"name\":\"vmdrain-01234567-2\",\"namespace\":\"default\""),
+                       "got: %s", body);
+    cr_expect_not_null(strstr(body, "\"vmdrain.io/managed-by\":\"vmdrain\",\"vmdrain.io/node\":"
+                                    "\"n1\",\"vmdrain.io/vmi-uid\":\"0123456789abcdef\""),
+                       "got: %s", body);
+    cr_expect_not_null(strstr(body, "\"kubevirt.io/evacuationMigration\":\"n1\""));
+    cr_expect_not_null(strstr(body, "\"spec\":{\"vmiName\":\"vm-7\"}"));
+    free(body);
+}
