@@ -218,7 +218,8 @@ cmd_up() {
 		rm -rf "$BEDDIR"
 	fi
 	build_tools
-	mkdir -p "$BEDDIR"/{bin,certs,logs,pids,etcd}
+	mkdir -p "$BEDDIR"/{bin,certs,logs,pids}
+	mkdir -m 700 "$BEDDIR/etcd"
 	trap up_exit EXIT
 
 	local b

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,6 +77,38 @@ func TestVersions(t *testing.T) {
 	t.Logf("helm version: %s", out)
 	if !strings.Contains(out, `Version:"`+helm+`"`) {
 		t.Errorf("helm version does not say %s", helm)
+	}
+}
+
+// TestReachableFromContainer runs the bed's (static) kubectl in a container
+// made from nothing but that binary, against the Docker-side kubeconfig: the
+// API server must answer on the bridge gateway with a certificate valid there.
+func TestReachableFromContainer(t *testing.T) {
+	if exec.Command("docker", "info").Run() != nil {
+		t.Skip("no usable docker")
+	}
+	kubeconfig := b.Env["VMDRAIN_KUBECONFIG_DOCKER"]
+	kubectl, err := filepath.EvalSymlinks(b.Tool("kubectl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := fmt.Sprintf("vmdrain-bed-check:%d", os.Getpid())
+	importCmd := exec.Command("tar", "-c", "-C", filepath.Dir(kubectl), filepath.Base(kubectl))
+	docker := exec.Command("docker", "import", "-", image)
+	docker.Stdin, _ = importCmd.StdoutPipe()
+	if err := importCmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := docker.CombinedOutput(); err != nil {
+		t.Fatalf("docker import: %v\n%s", err, out)
+	}
+	importCmd.Wait()
+	defer exec.Command("docker", "rmi", "-f", image).Run()
+	out, err := exec.Command("docker", "run", "--rm", "-v", kubeconfig+":/kubeconfig:ro", image,
+		"/kubectl", "--kubeconfig", "/kubeconfig", "get", "--raw", "/readyz").CombinedOutput()
+	t.Logf("from a container via %s: %s", b.Env["VMDRAIN_APISERVER_DOCKER"], out)
+	if err != nil || strings.TrimSpace(string(out)) != "ok" {
+		t.Fatalf("API server not reachable from a container: %v", err)
 	}
 }
 
