@@ -206,6 +206,27 @@ static int count_migrated(const drain_view_t *v, vd_time_t started)
     return n;
 }
 
+/* Migrations of ours from this node, still in flight, whose VMI the cache
+ * already shows elsewhere (the VMI's update arrived before the migration's):
+ * still counted as migrating, so the total never dips. */
+static int count_in_transit(const drain_view_t *v, vd_time_t started)
+{
+    int n = 0;
+    for (size_t i = 0; i < v->n_migs; i++) {
+        const kube_migration_t *m = v->migs[i];
+        bool here = false;
+        if (!drain_migration_in_flight(m) || !is_ours(m) ||
+            !label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) ||
+            time_diff(started, m->obj.created) < 0)
+            continue;
+        for (size_t j = 0; j < v->n_vmis && !here; j++)
+            here = mig_of_vmi(m, v->vmis[j]);
+        if (!here)
+            n++;
+    }
+    return n;
+}
+
 static int push_candidate(drain_plan_t *p, const kube_vmi_t *vmi, int attempt)
 {
     drain_candidate_t *c = realloc(p->candidates, (p->n_candidates + 1) * sizeof(*c));
@@ -292,6 +313,7 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
         snprintf(p->blocked_list + strlen(p->blocked_list),
                  sizeof(p->blocked_list) - strlen(p->blocked_list), ",+%d more", dropped);
     p->migrated = count_migrated(v, started);
+    p->migrating += count_in_transit(v, started);
     p->total = p->migrated + p->migrating + p->pending + p->failed + p->blocked;
     snprintf(p->progress, sizeof(p->progress), "%d/%d", p->migrated, p->total);
     return 0;

@@ -427,3 +427,18 @@ Test(reconcile, migration_body_has_the_contract_names)
     cr_expect_not_null(strstr(body, "\"spec\":{\"vmiName\":\"vm-7\"}"));
     free(body);
 }
+
+Test(reconcile, vmi_gone_before_its_migration_ends_still_counts)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    /* the VMI already shows the target node, its migration still Running */
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Running", "2026-01-02T00:00:01Z", "2026-01-02T00:00:05Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:01:00Z", node(true, true, ann), NULL, 0, migs, 1);
+    cr_expect_eq(p.migrating, 1);
+    cr_expect_str_eq(p.progress, "0/1", "the total does not dip");
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINING, "not drained before the migration ends");
+    drain_plan_free(&p);
+}
