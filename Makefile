@@ -4,6 +4,8 @@
 #   make unit       unit tests under ASan and UBSan (Criterion)
 #   make valgrind-unit  the same tests under valgrind
 #   make lint       clang-format check and cppcheck
+#   make e2e        end-to-end tests on a real kube-apiserver (e2e/bed.sh)
+#   make bench      benchmarks: pacing, decoding
 #   make test       everything CI runs
 #   make deps       system packages (other targets call it when needed)
 
@@ -111,7 +113,30 @@ lint: | $(DEPS_STAMP)
 format: | $(DEPS_STAMP)
 	clang-format -i $(C_FILES)
 
-test: lint unit fuzz-replay
+# --- end-to-end: a real control plane built from Go modules (e2e/bed.sh) -------
+.PHONY: e2e testbed testbed-up testbed-down
+e2e: bin/vmdrain
+	bash scripts/e2e.sh
+
+testbed:
+	bash e2e/bed.sh build
+
+testbed-up: testbed
+	bash e2e/bed.sh up
+
+testbed-down:
+	bash e2e/bed.sh down
+
+# --- benchmarks: figures, never thresholds ------------------------------------
+.PHONY: bench
+BENCH_NAMES := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
+build/bench/%: build/rel/bench/%.o $(patsubst %.c,build/rel/%.o,$(LIB_SRCS))
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(DEPLIBS) -lpthread
+bench: $(addprefix build/bench/,$(BENCH_NAMES))
+	@set -e; for b in $(BENCH_NAMES); do echo "== $$b"; ./build/bench/$$b; done
+
+test: lint unit fuzz-replay e2e
 
 clean:
 	rm -rf build bin

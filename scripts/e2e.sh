@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# make e2e: the test bed's smoke suite on a bed of its own, then vmdrain's
+# end-to-end tests on a fresh bed. Each bed is stopped however the tests end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local
+root=$PWD
+
+bash e2e/bed.sh build >&2
+VMDRAIN_BED=smoke-$$ bash e2e/bed.sh smoke
+
+export VMDRAIN_BED=operator-$$
+trap 'bash e2e/bed.sh down >/dev/null 2>&1 || true' EXIT
+bash e2e/bed.sh up >/dev/null
+cd e2e
+VMDRAIN_BIN=$root/bin/vmdrain go test -count=1 -timeout 20m -v ./operator/ 2>&1 |
+    grep -v 'msg="api request done"'
