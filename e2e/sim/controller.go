@@ -139,8 +139,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		UpdateFunc: func(_, o any) { c.enqueue(c.vmiQ, o); active() },
 		DeleteFunc: func(o any) { c.enqueue(c.vmiQ, o); active() },
 	})
+	podChanged := func(o any) {
+		if pod, ok := tombstone(o).(*corev1.Pod); ok && pod.Annotations[kubevirt.DomainAnnotation] != "" {
+			c.vmiQ.Add(pod.Namespace + "/" + pod.Annotations[kubevirt.DomainAnnotation])
+		}
+		active()
+	}
 	on(podInf.Informer(), cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { active() }, UpdateFunc: func(_, _ any) { active() }, DeleteFunc: func(any) { active() },
+		AddFunc: podChanged, UpdateFunc: func(_, o any) { podChanged(o) }, DeleteFunc: podChanged,
 	})
 	on(nodeInf.Informer(), cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { c.enqueue(c.nodeQ, o); active() },

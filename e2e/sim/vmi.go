@@ -26,8 +26,11 @@ func (c *Controller) syncVMI(ctx context.Context, key string) (after time.Durati
 	if vmi == nil {
 		return 0, c.deleteLaunchers(ctx, ns, name)
 	}
-	if vmi.Status.Phase == "" || vmi.DeletionTimestamp != nil {
-		return 0, nil // not started (by the VM helper) yet, or going away
+	if vmi.Status.Phase != "Running" || vmi.DeletionTimestamp != nil {
+		return 0, nil // not started (by the VM helper) yet, ended, or going away
+	}
+	if killed, err := c.launcherGone(ctx, vmi); err != nil || killed {
+		return 0, err
 	}
 	m := kubevirt.Migratable(vmi, func(ns, name string) ([]corev1.PersistentVolumeAccessMode, bool) {
 		pvc, err := c.pvcs.PersistentVolumeClaims(ns).Get(name)
@@ -53,6 +56,36 @@ func (c *Controller) syncVMI(ctx context.Context, key string) (after time.Durati
 	return 0, c.jsonPatch(ctx, kubevirt.VMIResource, ns, name, []jsonPatchOp{
 		{"add", "/status/conditions", conds},
 		{"add", "/status/migrationMethod", m.Method},
+	}, "status")
+}
+
+// launcherGone ends a running VMI whose virt-launcher pod on its node was
+// deleted (evicted, say) other than by a migration: the VM died with its pod,
+// so the VMI goes to phase Failed as in KubeVirt. The VMI and its pods are
+// read live, so a migration that just moved the VMI is not mistaken for it.
+func (c *Controller) launcherGone(ctx context.Context, vmi *kubevirt.VMI) (bool, error) {
+	obj, err := c.clients.Dynamic.Resource(kubevirt.VMIResource).Namespace(vmi.Namespace).Get(ctx, vmi.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, ignoreNotFound(err)
+	}
+	live := &kubevirt.VMI{}
+	if err := kubevirt.FromUnstructured(obj, live); err != nil || live.Status.Phase != "Running" {
+		return false, err
+	}
+	pods, err := c.launcherPods(ctx, live)
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName == live.Status.NodeName {
+			return false, nil
+		}
+	}
+	c.log.Info("launcher pod gone: VMI failed", "vmi", vmi.Namespace+"/"+vmi.Name, "node", live.Status.NodeName)
+	return true, c.jsonPatch(ctx, kubevirt.VMIResource, vmi.Namespace, vmi.Name, []jsonPatchOp{
+		{"test", "/metadata/resourceVersion", live.ResourceVersion},
+		{"add", "/status/phase", "Failed"},
+		{"add", "/status/activePods", map[string]string{}},
 	}, "status")
 }
 
@@ -113,6 +146,13 @@ func (c *Controller) annotate(ctx context.Context, gvr schema.GroupVersionResour
 	}
 	data, _ := json.Marshal(map[string]any{"metadata": meta})
 	_, err := c.clients.Dynamic.Resource(gvr).Namespace(ns).Patch(ctx, name, types.MergePatchType, data, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func ignoreNotFound(err error) error {
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

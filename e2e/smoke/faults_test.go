@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -101,5 +102,28 @@ func TestPolicyAndAbortByDelete(t *testing.T) {
 	if err != nil {
 		vmi, _ := b.VMI(ctx, ns, "big")
 		t.Fatalf("abort not recorded: %+v (%v)", vmi.Status.MigrationState, err)
+	}
+}
+
+// An evicted launcher pod kills its VM, as in KubeVirt: the VMI fails. This
+// is what vmdrain exists to prevent.
+func TestEvictedLauncherKillsVMI(t *testing.T) {
+	ensureNodes(t)
+	ctx := ctxT(t, time.Minute)
+	ns := b.Namespace(t)
+	_, pod, err := b.CreateVM(ctx, sim.VM{Namespace: ns, Name: "victim", Node: nodes[2], EvictionStrategy: "LiveMigrate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eviction := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: pod.Name}}
+	if err := b.Kube.CoreV1().Pods(ns).EvictV1(ctx, eviction); err != nil {
+		t.Fatal(err)
+	}
+	err = bed.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		vmi, err := b.VMI(ctx, ns, "victim")
+		return err == nil && vmi.Status.Phase == "Failed", nil
+	})
+	if err != nil {
+		t.Fatalf("VMI did not fail after its launcher pod was evicted: %v", err)
 	}
 }
