@@ -364,6 +364,8 @@ cmd_smoke() {
 		# shellcheck disable=SC1091
 		. "$BEDDIR/env"
 		export VMDRAIN_BED_SH="$E2E/bed.sh"
+		cd "$E2E/controlplane"
+		go test -count=1 ./...
 		cd "$E2E"
 		go test -count=1 -v -timeout 20m "${SMOKE_PKGS[@]}"
 	) || rc=$?
