@@ -60,7 +60,7 @@ build_tools() {
 	exec {lock}>"$CACHE/.lock"
 	flock "$lock"
 	local builder=$CACHE/.controlplane-builder
-	(cd "$E2E/controlplane" && go build -trimpath -o "$builder.tmp" . && mv -f "$builder.tmp" "$builder")
+	(cd "$E2E/controlplane" && go build -buildvcs=false -trimpath -o "$builder.tmp" . && mv -f "$builder.tmp" "$builder")
 	KUBE_DIR=$("$builder" -cache "$CACHE" -tool kube -versions "$KUBE_VERSIONS")
 	ETCD_DIR=$("$builder" -cache "$CACHE" -tool etcd -versions "$ETCD_VERSIONS")
 	KWOK_DIR=$("$builder" -cache "$CACHE" -tool kwok -versions "$KWOK_VERSIONS")
@@ -75,7 +75,7 @@ build_tools() {
 
 # build_sim builds the simulator into $1.
 build_sim() {
-	(cd "$E2E" && go build -o "$1.tmp" ./cmd/sim && mv -f "$1.tmp" "$1")
+	(cd "$E2E" && go build -buildvcs=false -o "$1.tmp" ./cmd/sim && mv -f "$1.tmp" "$1")
 }
 
 cmd_build() {
