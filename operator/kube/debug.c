@@ -186,6 +186,8 @@ int kube_debug_main(kube_config_t *cfg, int argc, char **argv)
         return 2;
     }
     c.list_only = strcmp(argv[optind], "list") == 0;
+    /* one line per event, readable as it happens even through a pipe */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     c.res = kube_resource_find(argv[optind + 1]);
     if (!c.res) {
         fprintf(stderr, "vmdrain: unknown resource '%s' (known: %s)\n", argv[optind + 1],
