@@ -454,4 +454,3 @@ func TestClientUsesRotatedToken(t *testing.T) {
 	createPods(t, b, ns, 1, 2)
 	w.waitLine(t, "ADDED "+ns+"/p-00002", 2*time.Minute)
 }
-
