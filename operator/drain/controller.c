@@ -24,6 +24,8 @@
 typedef struct node_rt {
     double last_patch;
     bool patching;
+    drain_state_t state; /* at the last reconcile, for the gauges */
+    int blocked;
     hmap_t cands; /* VMI key -> (void *)1: its candidates at the last reconcile */
 } node_rt_t;
 
@@ -47,17 +49,24 @@ struct drain_controller {
     bool ready, stopped;
     workqueue_t *queue;
     planner_t *planner;
-    hmap_t rt;       /* node name -> node_rt_t */
-    hmap_t cands;    /* VMI key -> cand_t */
-    hmap_t deleting; /* migration uid -> (void *)1 */
+    hmap_t rt;          /* node name -> node_rt_t */
+    hmap_t cands;       /* VMI key -> cand_t */
+    hmap_t deleting;    /* migration uid -> (void *)1 */
+    hmap_t unlabelling; /* VMI uid -> (void *)1 */
+    char *policy_body;
+    bool policy_absent;
+    double policy_checked;
     int writes;
     ev_timer ready_timer;
 };
 
 static metrics_gauge_t *g_in_flight, *g_drains, *g_blocked;
 static metrics_counter_t *c_migrations;
+static metrics_histogram_t *h_migration, *h_drain;
 
 static void dispatch(drain_controller_t *c);
+static void maybe_unlabel(drain_controller_t *c, const kube_vmi_t *vmi);
+static void ensure_policy(drain_controller_t *c);
 
 /* --- helpers ---------------------------------------------------------------------- */
 
@@ -144,20 +153,29 @@ static void node_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
 static void vmi_changed(void *ud, const kube_obj_t *obj)
 {
     enqueue(ud, kube_obj_as_vmi(obj)->node_name);
+    maybe_unlabel(ud, kube_obj_as_vmi(obj));
+}
+
+static void vmi_deleted(void *ud, const kube_obj_t *obj)
+{
+    enqueue(ud, kube_obj_as_vmi(obj)->node_name);
 }
 
 static void vmi_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
 {
     enqueue(ud, kube_obj_as_vmi(old)->node_name);
     enqueue(ud, kube_obj_as_vmi(obj)->node_name);
+    maybe_unlabel(ud, kube_obj_as_vmi(obj));
 }
 
 static void mig_touch(drain_controller_t *c, const kube_migration_t *m)
 {
     const kube_vmi_t *v = vmi_of(c, m);
     enqueue(c, kube_obj_label(&m->obj, DRAIN_LABEL_NODE));
-    if (v)
+    if (v) {
         enqueue(c, v->node_name);
+        maybe_unlabel(c, v);
+    }
 }
 
 static void mig_changed(void *ud, const kube_obj_t *obj)
@@ -186,6 +204,9 @@ static void mig_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
         snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s from node %s %s", m->obj.name,
                  m->obj.ns, m->vmi_name, node ? node : "?", ok ? "succeeded" : "failed");
         metrics_counter_add(c_migrations, 1, labels);
+        if (m->phase_changed.sec)
+            metrics_histogram_observe(h_migration, time_diff(m->obj.created, m->phase_changed),
+                                      NULL);
         if (n)
             kube_event(c->http, n, ok ? "Normal" : "Warning",
                        ok ? "MigrationSucceeded" : "MigrationFailed", msg);
@@ -239,6 +260,7 @@ static void config_changed(void *ud, const kube_obj_t *obj)
     /* new limits or rules: every node is looked at again, and a raised
      * limit starts more migrations at once */
     if (c->ready) {
+        ensure_policy(c);
         informer_foreach(c->nodes, enqueue_node, c);
         dispatch(c);
     }
@@ -269,6 +291,7 @@ static void on_synced(void *ud)
                  "off, nothing will be migrated",
                  "configmap", c->cfg_name, "namespace", c->cfg_ns);
     log_info("caches synced, reconciling", "nodes", "all");
+    ensure_policy(c);
     informer_foreach(c->nodes, enqueue_node, c);
 }
 
@@ -279,6 +302,9 @@ typedef struct write_ctx {
     char node[NODE_KEY_MAX];
     char key[512];
     char uid[64];
+    /* a migration to delete once the VMI's abort record is written */
+    char mig_ns[254], mig_name[254];
+    char *body; /* a migration to create once the VMI is labelled */
 } write_ctx_t;
 
 static write_ctx_t *wctx(drain_controller_t *c, const char *node, const char *key)
@@ -296,6 +322,7 @@ static write_ctx_t *wctx(drain_controller_t *c, const char *node, const char *ke
 static void wdone(write_ctx_t *w)
 {
     w->c->writes--;
+    free(w->body);
     free(w);
 }
 
@@ -404,6 +431,11 @@ static void apply_node(drain_controller_t *c, node_rt_t *r, const drain_view_t *
         free(patch);
         return;
     }
+    if (p->state == DRAIN_STATE_DRAINED && p->observed != DRAIN_STATE_DRAINED) {
+        vd_time_t started;
+        if (time_parse_rfc3339(p->started_at, &started, NULL, 0) == 0)
+            metrics_histogram_observe(h_drain, time_diff(started, v->now), NULL);
+    }
     if (p->state != p->observed)
         log_info("drain state", "node", name, "from", drain_state_name(p->observed), "to",
                  drain_state_name(p->state), "progress", p->progress, "why", p->message);
@@ -428,28 +460,68 @@ static void apply_node(drain_controller_t *c, node_rt_t *r, const drain_view_t *
     free(patch);
 }
 
+/* Sends the DELETE of the migration w names. */
+static void send_delete(write_ctx_t *w)
+{
+    if (!kube_delete(w->c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION), w->mig_ns, w->mig_name,
+                     w->uid, on_deleted, w)) {
+        hmap_del(&w->c->deleting, w->uid);
+        wdone(w);
+    }
+}
+
+/* The VMI now records the abort: the attempt counts even after the
+ * migration object is gone, so the delete may go. */
+static void on_abort_recorded(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    if (res->error) {
+        log_error("cannot record the abort on the VMI; the migration is kept for now", "vmi",
+                  w->key, "migration", w->mig_name, "error", res->error);
+        hmap_del(&w->c->deleting, w->uid);
+        enqueue(w->c, w->node);
+        wdone(w);
+        return;
+    }
+    send_delete(w);
+}
+
+/* Deletes what the plan says: queued migrations of a drain that ended, and
+ * aborted ones (whose abort is first recorded on the VMI). */
 static void apply_deletes(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p)
 {
     for (size_t i = 0; i < p->n_deletes; i++) {
-        const kube_migration_t *m = p->deletes[i].mig;
+        const drain_delete_t *d = &p->deletes[i];
+        const kube_migration_t *m = d->mig;
         if (hmap_get(&c->deleting, m->obj.uid))
             continue;
         char key[512], msg[1024];
-        snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->obj.name);
-        snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s deleted: %s", m->obj.name, m->obj.ns,
-                 m->vmi_name, p->deletes[i].reason);
+        snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->vmi_name);
+        snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s %s: %s", m->obj.name, m->obj.ns,
+                 m->vmi_name, d->vmi ? "aborted" : "deleted", d->reason);
         write_ctx_t *w = wctx(c, v->node->obj.name, key);
         if (!w)
             continue;
         snprintf(w->uid, sizeof(w->uid), "%s", m->obj.uid);
-        if (!kube_delete(c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION), m->obj.ns,
-                         m->obj.name, m->obj.uid, on_deleted, w)) {
-            wdone(w);
+        snprintf(w->mig_ns, sizeof(w->mig_ns), "%s", m->obj.ns);
+        snprintf(w->mig_name, sizeof(w->mig_name), "%s", m->obj.name);
+        hmap_put(&c->deleting, m->obj.uid, (void *)1, NULL);
+        log_info(d->vmi ? "aborting migration" : "deleting migration", "migration", m->obj.name,
+                 "vmi", key, "why", d->reason);
+        kube_event(c->http, &v->node->obj, "Warning", "MigrationAborted", msg);
+        if (!d->vmi) {
+            send_delete(w);
             continue;
         }
-        hmap_put(&c->deleting, m->obj.uid, (void *)1, NULL);
-        log_info("deleting migration", "migration", key, "why", p->deletes[i].reason);
-        kube_event(c->http, &v->node->obj, "Normal", "MigrationAborted", msg);
+        kube_event(c->http, &d->vmi->obj, "Warning", "MigrationAborted", msg);
+        char *patch = NULL;
+        if (drain_annotation_patch(DRAIN_ANN_ABORTED, d->record, &patch) < 0 ||
+            !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), d->vmi->obj.ns,
+                        d->vmi->obj.name, NULL, KUBE_MERGE_PATCH, patch, on_abort_recorded, w)) {
+            hmap_del(&c->deleting, m->obj.uid);
+            wdone(w);
+        }
+        free(patch);
     }
 }
 
@@ -503,6 +575,18 @@ static void apply_candidates(drain_controller_t *c, node_rt_t *r, const drain_vi
     r->cands = now;
 }
 
+static void update_gauges(drain_controller_t *c)
+{
+    int draining = 0, blocked = 0;
+    for (hmap_entry_t *e = hmap_first(&c->rt); e; e = hmap_next(&c->rt, e)) {
+        const node_rt_t *r = e->value;
+        draining += r->state == DRAIN_STATE_DRAINING;
+        blocked += r->blocked;
+    }
+    metrics_gauge_set(g_drains, draining, NULL);
+    metrics_gauge_set(g_blocked, blocked, NULL);
+}
+
 static void reconcile(void *ud, const char *name)
 {
     drain_controller_t *c = ud;
@@ -547,6 +631,9 @@ static void reconcile(void *ud, const char *name)
         .n_migs = migs.n,
     };
     if (drain_reconcile(&v, &plan) == 0) {
+        r->state = plan.state;
+        r->blocked = plan.blocked;
+        update_gauges(c);
         apply_node(c, r, &v, &plan);
         apply_deletes(c, &v, &plan);
         apply_candidates(c, r, &v, &plan);
@@ -560,6 +647,159 @@ static void reconcile(void *ud, const char *name)
     free(vmis.items);
     free(migs.items);
     dispatch(c);
+}
+
+/* --- the evacuation label and the MigrationPolicy ---------------------------------- */
+
+static void send_create(write_ctx_t *w, const char *ns)
+{
+    if (!kube_create(w->c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION), ns, w->body,
+                     on_created, w)) {
+        planner_finished(w->c->planner, w->key);
+        wdone(w);
+    }
+}
+
+static void on_labelled(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    if (res->error) {
+        log_error("cannot label the VMI before its migration, retrying", "vmi", w->key, "error",
+                  res->error);
+        if (!w->c->stopped) {
+            planner_finished(w->c->planner, w->key);
+            workqueue_add_after(w->c->queue, w->node, CREATE_RETRY);
+        }
+        wdone(w);
+        return;
+    }
+    send_create(w, w->mig_ns);
+}
+
+/* Labels the VMI vmdrain.io/evacuating=true (so that the vmdrain-evacuation
+ * MigrationPolicy applies to its migration), then creates the migration. */
+static int label_then_create(drain_controller_t *c, write_ctx_t *w, const kube_vmi_t *vmi)
+{
+    const char *cur = kube_obj_label(&vmi->obj, DRAIN_LABEL_EVACUATING);
+    char *patch = NULL;
+
+    snprintf(w->mig_ns, sizeof(w->mig_ns), "%s", vmi->obj.ns);
+    if (cur && strcmp(cur, "true") == 0) {
+        send_create(w, vmi->obj.ns);
+        return 0;
+    }
+    if (drain_label_patch(DRAIN_LABEL_EVACUATING, "true", &patch) < 0)
+        return -1;
+    kube_req_t *r = kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns,
+                               vmi->obj.name, NULL, KUBE_MERGE_PATCH, patch, on_labelled, w);
+    free(patch);
+    return r ? 0 : -1;
+}
+
+typedef struct flight_check {
+    const char *ns;
+    bool in_flight;
+} flight_check_t;
+
+static int any_in_flight(void *ud, const kube_obj_t *obj)
+{
+    flight_check_t *f = ud;
+    if (strcmp(obj->ns, f->ns) == 0 && drain_migration_in_flight(kube_obj_as_migration(obj)))
+        f->in_flight = true;
+    return f->in_flight;
+}
+
+static void on_unlabelled(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    hmap_del(&w->c->unlabelling, w->uid);
+    if (res->error && res->status != 404)
+        log_warn("cannot remove the evacuation label", "vmi", w->key, "error", res->error);
+    wdone(w);
+}
+
+/* Removes vmdrain.io/evacuating from a VMI that no longer migrates. */
+static void maybe_unlabel(drain_controller_t *c, const kube_vmi_t *vmi)
+{
+    char key[512], *patch = NULL;
+    flight_check_t f = {.ns = vmi->obj.ns};
+
+    if (c->stopped || !c->ready || !kube_obj_label(&vmi->obj, DRAIN_LABEL_EVACUATING) ||
+        hmap_get(&c->unlabelling, vmi->obj.uid))
+        return;
+    informer_index_foreach(c->migs, "vmi", vmi->obj.name, any_in_flight, &f);
+    if (f.in_flight)
+        return;
+    snprintf(key, sizeof(key), "%s/%s", vmi->obj.ns, vmi->obj.name);
+    write_ctx_t *w = wctx(c, vmi->node_name, key);
+    if (!w)
+        return;
+    snprintf(w->uid, sizeof(w->uid), "%s", vmi->obj.uid);
+    if (drain_label_patch(DRAIN_LABEL_EVACUATING, NULL, &patch) < 0 ||
+        !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name, NULL,
+                    KUBE_MERGE_PATCH, patch, on_unlabelled, w)) {
+        wdone(w);
+    } else {
+        hmap_put(&c->unlabelling, vmi->obj.uid, (void *)1, NULL);
+    }
+    free(patch);
+}
+
+static void on_policy_created(void *ud, const kube_result_t *res)
+{
+    drain_controller_t *c = ud;
+    c->writes--;
+    if (res->error && res->status == 404) {
+        if (!c->policy_absent)
+            log_warn("the MigrationPolicy API (migrations.kubevirt.io/v1alpha1) is absent: "
+                     "migrations run with KubeVirt's own bandwidth settings");
+        c->policy_absent = true;
+    } else if (res->error && res->status != 409) {
+        log_error("cannot create the MigrationPolicy", "name", DRAIN_POLICY_NAME, "error",
+                  res->error);
+    } else if (!res->error) {
+        log_info("MigrationPolicy created", "name", DRAIN_POLICY_NAME);
+    }
+}
+
+static void on_policy_patched(void *ud, const kube_result_t *res)
+{
+    drain_controller_t *c = ud;
+    if (res->error && res->status == 404 && c->policy_body) {
+        /* absent: create it (c->writes stays counted for the create) */
+        if (kube_create(c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION_POLICY), NULL,
+                        c->policy_body, on_policy_created, c))
+            return;
+    } else if (res->error) {
+        log_error("cannot update the MigrationPolicy", "name", DRAIN_POLICY_NAME, "error",
+                  res->error);
+    }
+    c->writes--;
+}
+
+/* Makes the vmdrain-evacuation MigrationPolicy carry the configured
+ * bandwidth and completion timeout. */
+static void ensure_policy(drain_controller_t *c)
+{
+    char bw[32];
+    const kube_resource_t *r = kube_resource_of_kind(KUBE_KIND_MIGRATION_POLICY);
+
+    if (c->stopped || c->policy_absent)
+        return;
+    if (c->cfg.bandwidth_per_migration % (1 << 20) == 0)
+        snprintf(bw, sizeof(bw), "%lldMi", (long long)(c->cfg.bandwidth_per_migration >> 20));
+    else
+        snprintf(bw, sizeof(bw), "%lld", (long long)c->cfg.bandwidth_per_migration);
+    free(c->policy_body);
+    c->policy_body = NULL;
+    if (drain_policy_body(DRAIN_POLICY_NAME, c->cfg.bandwidth_per_migration ? bw : NULL,
+                          c->cfg.completion_timeout_per_gib, &c->policy_body) < 0)
+        return;
+    c->writes++;
+    if (!kube_patch(c->http, r, NULL, DRAIN_POLICY_NAME, NULL, KUBE_MERGE_PATCH, c->policy_body,
+                    on_policy_patched, c))
+        c->writes--;
+    c->policy_checked = ev_now(c->loop);
 }
 
 /* --- dispatch ----------------------------------------------------------------------- */
@@ -609,7 +849,6 @@ static void dispatch(drain_controller_t *c)
     for (int i = 0; i < n; i++) {
         cand_t *cd = hmap_get(&c->cands, picks[i].key);
         const kube_vmi_t *vmi = kube_obj_as_vmi(informer_get(c->vmis, picks[i].key));
-        char *body = NULL;
         if (!cd || !vmi) {
             planner_finished(c->planner, picks[i].key);
             continue;
@@ -617,19 +856,16 @@ static void dispatch(drain_controller_t *c)
         drain_candidate_t dc = {.vmi = vmi, .attempt = cd->attempt, .memory = picks[i].memory};
         snprintf(dc.name, sizeof(dc.name), "%s", cd->name);
         write_ctx_t *w = wctx(c, cd->node, picks[i].key);
-        if (!w || drain_migration_body(&dc, cd->node, &body) < 0 ||
-            !kube_create(c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION), vmi->obj.ns, body,
-                         on_created, w)) {
+        if (!w || drain_migration_body(&dc, cd->node, &w->body) < 0 ||
+            label_then_create(c, w, vmi) < 0) {
             if (w)
                 wdone(w);
             planner_finished(c->planner, picks[i].key);
-            free(body);
             continue;
         }
         snprintf(w->uid, sizeof(w->uid), "%s", cd->name);
         log_info("creating migration", "migration", cd->name, "vmi", picks[i].key, "node", cd->node,
                  "attempt", cd->attempt == 1 ? "1" : ">1", "why", "a pacing slot is free");
-        free(body);
     }
     metrics_gauge_set(g_in_flight, planner_in_flight(c->planner, NULL), NULL);
     double next = planner_next_ready(c->planner, ev_now(c->loop));
@@ -684,6 +920,7 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     hmap_init(&c->rt);
     hmap_init(&c->cands);
     hmap_init(&c->deleting);
+    hmap_init(&c->unlabelling);
     ev_init(&c->ready_timer, on_ready_timer);
     c->ready_timer.data = c;
     c->queue = workqueue_new(loop, reconcile, c, 0.5, 60);
@@ -695,7 +932,7 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
                               .on_synced = on_synced};
     informer_handlers_t hv = {.on_add = vmi_changed,
                               .on_update = vmi_updated,
-                              .on_delete = vmi_changed,
+                              .on_delete = vmi_deleted,
                               .on_synced = on_synced};
     informer_handlers_t hm = {.on_add = mig_changed,
                               .on_update = mig_updated,
@@ -769,6 +1006,8 @@ void drain_controller_free(drain_controller_t *c)
         free(e->value);
     hmap_free(&c->cands);
     hmap_free(&c->deleting);
+    hmap_free(&c->unlabelling);
+    free(c->policy_body);
     free(c->cfg_ns);
     free(c->cfg_name);
     free(c);

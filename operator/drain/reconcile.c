@@ -142,6 +142,51 @@ static bool already_blocked(const kube_node_t *n, const kube_vmi_t *vmi)
     return false;
 }
 
+/* Reads the VMI's record of aborted migrations: entries of this node made
+ * since the drain started count as failed attempts. Returns how many; sets
+ * *last_attempt and *last_failure. */
+static int aborted_of(const kube_vmi_t *vmi, const char *node, vd_time_t started, int *last_attempt,
+                      vd_time_t *last_failure)
+{
+    const char *rec = kube_obj_annotation(&vmi->obj, DRAIN_ANN_ABORTED);
+    size_t nlen = strlen(node);
+    int n = 0;
+
+    for (const char *p = rec; p && *p;) {
+        size_t len = strcspn(p, ",");
+        const char *at = memchr(p, '@', len);
+        if (len > nlen + 1 && at && strncmp(p, node, nlen) == 0 && p[nlen] == '/') {
+            int64_t t = strtoll(at + 1, NULL, 10);
+            const char *dash = at;
+            while (dash > p && dash[-1] != '-')
+                dash--;
+            int a = atoi(dash);
+            if (t >= started.sec) {
+                n++;
+                if (a > *last_attempt)
+                    *last_attempt = a;
+                if (t > last_failure->sec)
+                    *last_failure = (vd_time_t){t, 0};
+            }
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return n;
+}
+
+/* True when the VMI's abort record names migration m. */
+static bool aborted_has(const kube_vmi_t *vmi, const kube_migration_t *m)
+{
+    const char *rec = kube_obj_annotation(&vmi->obj, DRAIN_ANN_ABORTED);
+    size_t len = strlen(m->obj.name);
+    for (const char *p = rec ? strchr(rec, '/') : NULL; p; p = strchr(p + 1, '/'))
+        if (strncmp(p + 1, m->obj.name, len) == 0 && p[1 + len] == '@')
+            return true;
+    return false;
+}
+
 /* What the migrations say about one VMI of the node. */
 typedef struct vmi_history {
     const kube_migration_t *active; /* in flight, ours or adopted */
@@ -182,13 +227,14 @@ static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
         int a = attempt_of(m);
         if (a > h->last_attempt)
             h->last_attempt = a;
-        if (m->phase == KUBE_MIGRATION_FAILED) {
+        if (m->phase == KUBE_MIGRATION_FAILED && !aborted_has(vmi, m)) {
             h->failures++;
             vd_time_t t = m->phase_changed.sec ? m->phase_changed : m->obj.created;
             if (time_diff(h->last_failure, t) > 0)
                 h->last_failure = t;
         }
     }
+    h->failures += aborted_of(vmi, node, started, &h->last_attempt, &h->last_failure);
 }
 
 /* Migrations of ours that concern this node's drain and succeeded since it
@@ -242,16 +288,79 @@ static int push_candidate(drain_plan_t *p, const kube_vmi_t *vmi, int attempt)
     return 0;
 }
 
-static int push_delete(drain_plan_t *p, const kube_migration_t *m, const char *reason)
+static drain_delete_t *push_delete(drain_plan_t *p, const kube_migration_t *m, const char *reason)
 {
     drain_delete_t *d = realloc(p->deletes, (p->n_deletes + 1) * sizeof(*d));
     if (!d)
-        return -1;
+        return NULL;
     p->deletes = d;
-    p->deletes[p->n_deletes].mig = m;
-    p->deletes[p->n_deletes].reason = reason;
-    p->n_deletes++;
-    return 0;
+    d = &p->deletes[p->n_deletes++];
+    memset(d, 0, sizeof(*d));
+    d->mig = m;
+    snprintf(d->reason, sizeof(d->reason), "%s", reason);
+    return d;
+}
+
+/* The VMI's abort record with "node/name@now" added (the oldest entries
+ * dropped beyond DRAIN_ABORTED_MAX). */
+static void record_abort(const drain_view_t *v, const kube_vmi_t *vmi, const kube_migration_t *m,
+                         char *out, size_t n)
+{
+    const char *rec = kube_obj_annotation(&vmi->obj, DRAIN_ANN_ABORTED);
+    int entries = 1;
+
+    if (!rec)
+        rec = "";
+    for (const char *p = rec; *p; p++)
+        entries += *p == ',';
+    while (*rec && entries > DRAIN_ABORTED_MAX) {
+        const char *comma = strchr(rec, ',');
+        rec = comma ? comma + 1 : "";
+        entries--;
+    }
+    snprintf(out, n, "%s%s%s/%s@%lld", rec, *rec ? "," : "", v->node->obj.name, m->obj.name,
+             (long long)v->now.sec);
+}
+
+/* Aborts a migration of ours that stopped making progress: before Running
+ * no phase change for progressTimeout (KubeVirt's launcher never sees a
+ * migration whose target was not scheduled), in Running longer than
+ * completionTimeoutPerGiB x guest GiB. Returns 1 when aborted, 0 when not
+ * (*next gets the seconds until its deadline), -1 on memory. */
+static int check_timeouts(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vmi,
+                          const kube_migration_t *m, double *next)
+{
+    const drain_config_t *cfg = v->cfg;
+    vd_time_t since = m->phase_changed.sec ? m->phase_changed : m->obj.created;
+    double elapsed = time_diff(since, v->now), limit;
+    char reason[160];
+
+    if (m->phase == KUBE_MIGRATION_RUNNING) {
+        int64_t mem = vmi->guest_memory ? vmi->guest_memory : vmi->memory_request;
+        double gib = (double)mem / (double)(1LL << 30);
+        limit = cfg->completion_timeout_per_gib * (gib > 1 ? gib : 1);
+        snprintf(reason, sizeof(reason),
+                 "completionTimeoutPerGiB: still Running after %.0fs (limit %.0fs for %.1f GiB)",
+                 elapsed, limit, gib);
+    } else {
+        limit = cfg->progress_timeout;
+        snprintf(reason, sizeof(reason), "progressTimeout: no progress for %.0fs in phase %s",
+                 elapsed,
+                 kube_migration_phase_name(m->phase)[0] ? kube_migration_phase_name(m->phase)
+                                                        : "Pending");
+    }
+    if (elapsed < limit) {
+        *next = limit - elapsed;
+        return 0;
+    }
+    drain_delete_t *d = push_delete(p, m, reason);
+    if (!d)
+        return -1;
+    d->vmi = vmi;
+    record_abort(v, vmi, m, d->record, sizeof(d->record));
+    snprintf(p->message, sizeof(p->message), "aborted %s of %s/%s: %s", m->obj.name, vmi->obj.ns,
+             vmi->obj.name, reason);
+    return 1;
 }
 
 /* Classifies every VMI of a draining node. */
@@ -283,12 +392,24 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
         }
         vmi_history_t h;
         history_of(v, vmi, started, &h);
+        if (h.active && is_ours(h.active) &&
+            label_is(&h.active->obj, DRAIN_LABEL_NODE, v->node->obj.name)) {
+            double next = 0;
+            int rc = check_timeouts(v, p, vmi, h.active, &next);
+            if (rc < 0)
+                return -1;
+            if (rc == 0 && (p->requeue_after == 0 || next < p->requeue_after))
+                p->requeue_after = next;
+        }
         if (h.active || h.finishing) {
             p->migrating++;
             continue;
         }
         if (h.failures >= cfg->max_migration_attempts) {
             p->failed++;
+            size_t len = strlen(p->failed_list);
+            snprintf(p->failed_list + len, sizeof(p->failed_list) - len, "%s%s/%s", len ? "," : "",
+                     vmi->obj.ns, vmi->obj.name);
             continue;
         }
         if (!cfg->live_migration_enabled) {
@@ -327,7 +448,7 @@ static int plan_cancel(const drain_view_t *v, drain_plan_t *p)
         const kube_migration_t *m = v->migs[i];
         if (is_ours(m) && label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) &&
             drain_migration_in_flight(m) && m->phase < KUBE_MIGRATION_RUNNING &&
-            push_delete(p, m, "the drain ended before the migration started") < 0)
+            !push_delete(p, m, "the drain ended before the migration started"))
             return -1;
     }
     return 0;
@@ -383,11 +504,12 @@ static void decide_state(const drain_view_t *v, drain_plan_t *p)
     } else if (p->state == DRAIN_STATE_BLOCKED) {
         snprintf(p->message, sizeof(p->message), "%d VMI(s) cannot be live-migrated", p->blocked);
     } else if (p->state == DRAIN_STATE_FAILED) {
-        snprintf(p->message, sizeof(p->message), "%d VMI(s) failed %d migration attempts",
-                 p->failed, v->cfg->max_migration_attempts);
+        snprintf(p->message, sizeof(p->message), "%d VMI(s) failed %d migration attempts: %.150s",
+                 p->failed, v->cfg->max_migration_attempts, p->failed_list);
     } else if (p->state == DRAIN_STATE_DRAINED) {
         snprintf(p->message, sizeof(p->message), "all VMIs left the node");
-    } else {
+    } else if (p->n_deletes == 0) {
+        /* an abort's message stays the notable thing of this pass */
         snprintf(p->message, sizeof(p->message), "%d migrating, %d pending", p->migrating,
                  p->pending);
     }
@@ -670,6 +792,89 @@ int drain_migration_body(const drain_candidate_t *c, const char *node, char **ou
     yajl_gen_map_open(g);
     gstr(g, "vmiName");
     gstr(g, c->vmi->obj.name);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    rc = gen_take(g, out);
+    yajl_gen_free(g);
+    return rc;
+}
+
+/* {"metadata":{"<field>":{"<key>":value|null}}} */
+static int meta_patch(const char *field, const char *key, const char *value, char **out)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc;
+
+    if (!g)
+        return -1;
+    yajl_gen_map_open(g);
+    gstr(g, "metadata");
+    yajl_gen_map_open(g);
+    gstr(g, field);
+    yajl_gen_map_open(g);
+    gstr(g, key);
+    if (value)
+        gstr(g, value);
+    else
+        yajl_gen_null(g);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    rc = gen_take(g, out);
+    yajl_gen_free(g);
+    return rc;
+}
+
+int drain_annotation_patch(const char *key, const char *value, char **out)
+{
+    return meta_patch("annotations", key, value, out);
+}
+
+int drain_label_patch(const char *key, const char *value, char **out)
+{
+    return meta_patch("labels", key, value, out);
+}
+
+int drain_policy_body(const char *name, const char *bandwidth, int completion_timeout_per_gib,
+                      char **out)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    int rc;
+
+    if (!g)
+        return -1;
+    yajl_gen_map_open(g);
+    gstr(g, "apiVersion");
+    gstr(g, "migrations.kubevirt.io/v1alpha1");
+    gstr(g, "kind");
+    gstr(g, "MigrationPolicy");
+    gstr(g, "metadata");
+    yajl_gen_map_open(g);
+    gstr(g, "name");
+    gstr(g, name);
+    gstr(g, "labels");
+    yajl_gen_map_open(g);
+    gstr(g, DRAIN_LABEL_MANAGED_BY);
+    gstr(g, "vmdrain");
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    gstr(g, "spec");
+    yajl_gen_map_open(g);
+    gstr(g, "selectors");
+    yajl_gen_map_open(g);
+    gstr(g, "virtualMachineInstanceSelector");
+    yajl_gen_map_open(g);
+    gstr(g, DRAIN_LABEL_EVACUATING);
+    gstr(g, "true");
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    gstr(g, "bandwidthPerMigration");
+    if (bandwidth)
+        gstr(g, bandwidth);
+    else
+        yajl_gen_null(g);
+    gstr(g, "completionTimeoutPerGiB");
+    yajl_gen_integer(g, completion_timeout_per_gib);
     yajl_gen_map_close(g);
     yajl_gen_map_close(g);
     rc = gen_take(g, out);

@@ -38,6 +38,15 @@
 #define DRAIN_LABEL_VMI_UID     "vmdrain.io/vmi-uid"
 #define DRAIN_ANN_EVACUATION    "kubevirt.io/evacuationMigration"
 #define DRAIN_ANN_EVACUATE_FROM "vmdrain.io/evacuate-from"
+/* On a VMI: the migrations vmdrain aborted, "node/name@unix-seconds,...",
+ * so that attempts survive the deletion of their migration objects. */
+#define DRAIN_ANN_ABORTED      "vmdrain.io/aborted"
+#define DRAIN_LABEL_EVACUATING "vmdrain.io/evacuating"
+/* The MigrationPolicy vmdrain owns: it selects VMIs labelled
+ * DRAIN_LABEL_EVACUATING=true and carries the configured bandwidth. */
+#define DRAIN_POLICY_NAME "vmdrain-evacuation"
+/* Entries kept in DRAIN_ANN_ABORTED (the oldest are dropped). */
+#define DRAIN_ABORTED_MAX 16
 
 /* Longest value written to the blocked annotation. */
 #define DRAIN_BLOCKED_MAX 1024
@@ -79,7 +88,11 @@ typedef struct drain_candidate {
 
 typedef struct drain_delete {
     const kube_migration_t *mig;
-    const char *reason; /* static text */
+    const kube_vmi_t *vmi; /* for an abort: the VMI whose record grows, else NULL */
+    char reason[160];
+    /* for an abort: the new value of the VMI's DRAIN_ANN_ABORTED, to be
+     * written before the delete is sent */
+    char record[DRAIN_ABORTED_MAX * 96];
 } drain_delete_t;
 
 typedef struct drain_event {
@@ -103,6 +116,7 @@ typedef struct drain_plan {
     char progress[32];
     int migrated, total, migrating, pending, failed, blocked;
     char blocked_list[DRAIN_BLOCKED_MAX + 1];
+    char failed_list[DRAIN_BLOCKED_MAX + 1]; /* "ns/name,..." */
     char started_at[TIME_RFC3339_MAX];
     char completed_at[TIME_RFC3339_MAX];
     char message[256];
@@ -133,6 +147,18 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out);
 /* The migration object for a candidate, as JSON. The caller frees *out.
  * Returns its length or -1. */
 int drain_migration_body(const drain_candidate_t *c, const char *node, char **out);
+
+/* Writes the merge patch that sets a VMI annotation (value NULL removes
+ * it) into *out. Returns its length or -1. The caller frees *out. */
+int drain_annotation_patch(const char *key, const char *value, char **out);
+
+/* The merge patch that sets (value "true") or removes (NULL) a label. */
+int drain_label_patch(const char *key, const char *value, char **out);
+
+/* The vmdrain-evacuation MigrationPolicy as JSON (bandwidth NULL: no
+ * limit). The caller frees *out. Returns its length or -1. */
+int drain_policy_body(const char *name, const char *bandwidth, int completion_timeout_per_gib,
+                      char **out);
 
 /* True when a migration is still running or waiting to run. */
 bool drain_migration_in_flight(const kube_migration_t *m);

@@ -67,19 +67,29 @@ static const kube_node_t *node(bool tainted, bool unschedulable, const char *ann
     return kube_obj_as_node(keep(from_json(KUBE_KIND_NODE, j)));
 }
 
+static const kube_vmi_t *vmi_ann(const char *name, const char *uid, const char *strategy,
+                                 bool migratable, const char *annotations);
+
 static const kube_vmi_t *vmi(const char *name, const char *uid, const char *strategy,
                              bool migratable)
+{
+    return vmi_ann(name, uid, strategy, migratable, "");
+}
+
+static const kube_vmi_t *vmi_ann(const char *name, const char *uid, const char *strategy,
+                                 bool migratable, const char *annotations)
 {
     char j[4096], strat[64] = "";
     if (strategy)
         snprintf(strat, sizeof(strat), "\"evictionStrategy\":\"%s\",", strategy);
     snprintf(j, sizeof(j),
              "{\"metadata\":{\"name\":\"%s\",\"namespace\":\"default\",\"uid\":\"%s\","
-             "\"resourceVersion\":\"5\",\"creationTimestamp\":\"2026-01-01T00:00:00Z\"},"
+             "\"resourceVersion\":\"5\",\"creationTimestamp\":\"2026-01-01T00:00:00Z\","
+             "\"annotations\":{%s}},"
              "\"spec\":{%s\"domain\":{\"memory\":{\"guest\":\"2Gi\"}}},"
              "\"status\":{\"nodeName\":\"n1\",\"phase\":\"Running\",\"conditions\":[{\"type\":"
              "\"LiveMigratable\",\"status\":\"%s\"%s}]}}",
-             name, uid, strat, migratable ? "True" : "False",
+             name, uid, annotations, strat, migratable ? "True" : "False",
              migratable ? "" : ",\"reason\":\"DisksNotLiveMigratable\",\"message\":\"PVC is RWO\"");
     return kube_obj_as_vmi(keep(from_json(KUBE_KIND_VMI, j)));
 }
@@ -440,5 +450,94 @@ Test(reconcile, vmi_gone_before_its_migration_ends_still_counts)
     cr_expect_eq(p.migrating, 1);
     cr_expect_str_eq(p.progress, "0/1", "the total does not dip");
     cr_expect_eq(p.state, DRAIN_STATE_DRAINING, "not drained before the migration ends");
+    drain_plan_free(&p);
+}
+
+static const char *draining_ann = "\"vmdrain.io/state\":\"Draining\","
+                                  "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+
+Test(reconcile, stuck_before_running_is_aborted_after_progress_timeout_with_a_record)
+{
+    drain_config_t cfg = config();
+    cfg.progress_timeout = 30;
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Scheduling", "2026-01-02T00:00:01Z", "2026-01-02T00:00:02Z")};
+    drain_plan_t p =
+        run(&cfg, "2026-01-02T00:00:20Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_deletes, 0, "not yet");
+    cr_expect_float_eq(p.requeue_after, 12.0, 1e-6, "deadline in %.1f s", p.requeue_after);
+    drain_plan_free(&p);
+
+    p = run(&cfg, "2026-01-02T00:00:33Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_assert_eq(p.n_deletes, 1);
+    cr_expect_eq(p.deletes[0].mig, migs[0]);
+    cr_expect_eq(p.deletes[0].vmi, vmis[0]);
+    cr_expect_not_null(strstr(p.deletes[0].reason, "progressTimeout"), "%s", p.deletes[0].reason);
+    cr_expect_str_eq(p.deletes[0].record, "n1/vmdrain-aaaaaaaa-1@1767312033");
+    cr_expect_not_null(strstr(p.message, "progressTimeout"), "message: %s", p.message);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, running_too_long_is_aborted_by_completion_timeout_per_gib)
+{
+    drain_config_t cfg = config();
+    cfg.completion_timeout_per_gib = 100; /* 2 GiB: 200 s */
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Running", "2026-01-02T00:00:01Z", "2026-01-02T00:00:10Z")};
+    drain_plan_t p =
+        run(&cfg, "2026-01-02T00:03:00Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_deletes, 0, "170 s of 200 s");
+    cr_expect_float_eq(p.requeue_after, 30.0, 1e-6);
+    drain_plan_free(&p);
+    p = run(&cfg, "2026-01-02T00:03:31Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_assert_eq(p.n_deletes, 1);
+    cr_expect_not_null(strstr(p.deletes[0].reason, "completionTimeoutPerGiB"), "%s",
+                       p.deletes[0].reason);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, foreign_migrations_are_never_aborted)
+{
+    drain_config_t cfg = config();
+    cfg.progress_timeout = 1;
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 0, "Scheduling", "2026-01-02T00:00:01Z", "2026-01-02T00:00:02Z")};
+    drain_plan_t p =
+        run(&cfg, "2026-01-02T01:00:00Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_deletes, 0);
+    cr_expect_eq(p.migrating, 1);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, aborted_attempts_count_after_their_objects_are_gone)
+{
+    drain_config_t cfg = config();
+    /* attempt 1 aborted at 00:01:00, its object deleted; attempt 2 Failed
+     * (and also recorded, so it must count once) */
+    const kube_vmi_t *vmis[] = {
+        vmi_ann("a", "aaaaaaaa-1", "LiveMigrate", true,
+                "\"vmdrain.io/aborted\":\"other/vmdrain-aaaaaaaa-7@1767312000,"
+                "n1/vmdrain-aaaaaaaa-1@1767312060,"
+                "n1/vmdrain-aaaaaaaa-2@1767312120\"")};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 2, "Failed", "2026-01-02T00:01:30Z", "2026-01-02T00:02:00Z")};
+    /* two failures: wait 40 s after 00:02:00 */
+    drain_plan_t p =
+        run(&cfg, "2026-01-02T00:02:30Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_candidates, 0);
+    cr_expect_float_eq(p.requeue_after, 10.0, 1e-6, "got %.1f", p.requeue_after);
+    drain_plan_free(&p);
+    p = run(&cfg, "2026-01-02T00:02:41Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_assert_eq(p.n_candidates, 1);
+    cr_expect_eq(p.candidates[0].attempt, 3);
+    drain_plan_free(&p);
+    cfg.max_migration_attempts = 2;
+    p = run(&cfg, "2026-01-02T00:09:00Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.failed, 1);
+    cr_expect_eq(p.state, DRAIN_STATE_FAILED);
+    cr_expect_not_null(strstr(p.message, "default/a"), "the failed VMI is named: %s", p.message);
     drain_plan_free(&p);
 }
