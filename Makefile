@@ -127,6 +127,14 @@ testbed-up: testbed
 testbed-down:
 	bash e2e/bed.sh down
 
+# --- the demo: a local control plane, vmdrain, a live drain -------------------------
+.PHONY: demo demo-down
+demo: bin/vmdrain
+	bash scripts/demo.sh up
+
+demo-down:
+	bash scripts/demo.sh down
+
 # --- benchmarks: figures, never thresholds ------------------------------------
 .PHONY: bench
 BENCH_NAMES := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
