@@ -595,13 +595,12 @@ void admission_decide(const admission_request_t *req, const admission_input_t *i
                       admission_result_t *out)
 {
     const kube_pod_t *pod = in->pod;
-    const char *app;
 
     memset(out, 0, sizeof(*out));
     if (!pod) {
         decide_no_pod(req, in, out);
     } else {
-        app = kube_obj_label(&pod->obj, ADMISSION_LABEL_APP);
+        const char *app = kube_obj_label(&pod->obj, ADMISSION_LABEL_APP);
         if (!app || strcmp(app, ADMISSION_LAUNCHER) != 0)
             decide_as(out, ADMISSION_ALLOW_NOT_LAUNCHER, 0, "pod %s/%s is not a virt-launcher pod",
                       req->ns, req->name);
@@ -676,10 +675,10 @@ void admission_count(const admission_result_t *res)
     static const char *const labels[] = {"decision"};
     metrics_counter_t *c = metrics_counter_new(
         "evictions_total", "Eviction requests answered by the webhook, by decision.", 1, labels);
-    const char *values[] = {res->label ? res->label : "other"};
-
-    if (c)
+    if (c) {
+        const char *values[] = {res->label ? res->label : "other"};
         metrics_counter_add(c, 1, values);
+    }
 }
 
 const char *admission_pod_vmi_name(const kube_pod_t *pod)
