@@ -208,7 +208,9 @@ static void teardown(void)
 
 TestSuite(server, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Options every test starts from: short timeouts, this test's files. */
+/* Options every test starts from: this test's files, a quick reload
+ * check, and timeouts long enough for TLS under valgrind; tests of the
+ * timeouts shorten them. */
 static web_server_opts_t test_opts(void)
 {
     web_server_opts_t o = {
@@ -216,10 +218,10 @@ static web_server_opts_t test_opts(void)
         .cert_file = cert_path,
         .key_file = key_path,
         .ready = is_ready,
-        .read_timeout = 0.5,
-        .idle_timeout = 5,
-        .handler_timeout = 0.3,
-        .write_timeout = 2,
+        .read_timeout = 10,
+        .idle_timeout = 20,
+        .handler_timeout = 10,
+        .write_timeout = 10,
         .reload_interval = 0.1,
     };
     return o;
@@ -783,12 +785,14 @@ static void do_slow(void *arg)
 
 Test(server, slow_clients_are_cut_off)
 {
-    start_default(); /* read_timeout 0.5 s */
+    web_server_opts_t o = test_opts();
+    o.read_timeout = 2;
+    start(&o);
     slow_t s = {.port = web_server_port(srv)};
     run_client(do_slow, &s);
     cr_expect(s.closed, "silent client not closed");
-    cr_expect_geq(s.elapsed, 0.4);
-    cr_expect_lt(s.elapsed, 4.0);
+    cr_expect_geq(s.elapsed, 1.9);
+    cr_expect_lt(s.elapsed, 9.0);
 
     /* handshake done, half a request head */
     slow_t h = {.port = web_server_port(srv),
@@ -796,8 +800,8 @@ Test(server, slow_clients_are_cut_off)
                 .prefix = "GET /healthz HTTP/1.1\r\nHost: x\r\n"};
     run_client(do_slow, &h);
     cr_expect(h.closed, "slow head not closed");
-    cr_expect_geq(h.elapsed, 0.4);
-    cr_expect_lt(h.elapsed, 4.0);
+    cr_expect_geq(h.elapsed, 1.9);
+    cr_expect_lt(h.elapsed, 9.0);
     cr_expect_eq(web_server_conns(srv), 0);
 }
 
@@ -887,7 +891,9 @@ Test(server, http10_closes_after_the_response)
 
 Test(server, async_answer_and_handler_timeout)
 {
-    start_default(); /* handler_timeout 0.3 s */
+    web_server_opts_t o = test_opts();
+    o.handler_timeout = 1;
+    start(&o);
     resp_t r = get("/later");
     cr_expect_eq(r.status, 200);
     cr_expect_str_eq(r.body, "later\n");
@@ -917,9 +923,7 @@ static void do_send_only(void *arg)
 
 Test(server, free_with_a_request_pending_detaches_it)
 {
-    web_server_opts_t o = test_opts();
-    o.handler_timeout = 30;
-    start(&o);
+    start_default();
     exchange_t *x = calloc(1, sizeof(*x));
     x->port = web_server_port(srv);
     x->reqs[0] = "GET /never HTTP/1.1\r\nHost: x\r\n\r\n";
