@@ -141,6 +141,9 @@ BENCH_NAMES := $(patsubst bench/%.c,%,$(wildcard bench/*.c))
 build/bench/%: build/rel/bench/%.o $(patsubst %.c,build/rel/%.o,$(LIB_SRCS))
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(DEPLIBS) -lpthread
+# the webhook benchmark makes its certificate with the unit tests' helper
+build/rel/bench/webhook_bench.o: CFLAGS_COMMON += -Iunit/web
+build/bench/webhook_bench: build/rel/unit/web/testcert.o
 bench: $(addprefix build/bench/,$(BENCH_NAMES))
 	@set -e; for b in $(BENCH_NAMES); do echo "== $$b"; ./build/bench/$$b; done
 
