@@ -8,6 +8,9 @@
 #include "util/hmap.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "web/admission.h"
+#include "web/server.h"
+#include "kube/decode.h"
 
 #include <ev.h>
 #include <stdio.h>
@@ -44,7 +47,7 @@ struct drain_controller {
     drain_config_t cfg;
     bool cfg_seen;
 
-    informer_t *nodes, *vmis, *migs, *cms;
+    informer_t *nodes, *vmis, *migs, *cms, *pods;
     int synced;
     bool ready, stopped;
     workqueue_t *queue;
@@ -53,6 +56,7 @@ struct drain_controller {
     hmap_t cands;       /* VMI key -> cand_t */
     hmap_t deleting;    /* migration uid -> (void *)1 */
     hmap_t unlabelling; /* VMI uid -> (void *)1 */
+    hmap_t unmarking;   /* VMI uid -> (void *)1 */
     char *policy_body;
     bool policy_absent;
     double policy_checked;
@@ -67,6 +71,7 @@ static metrics_histogram_t *h_migration, *h_drain;
 static void dispatch(drain_controller_t *c);
 static void maybe_unlabel(drain_controller_t *c, const kube_vmi_t *vmi);
 static void ensure_policy(drain_controller_t *c);
+static void unmark(drain_controller_t *c, const kube_vmi_t *vmi, const char *why);
 
 /* --- helpers ---------------------------------------------------------------------- */
 
@@ -135,6 +140,20 @@ static const char *source_of(drain_controller_t *c, const kube_migration_t *m)
     if (v && v->has_migration_state && v->migration.source_node[0])
         return v->migration.source_node;
     return v ? v->node_name : NULL;
+}
+
+static kube_eviction_strategy_t strategy_to_kube(eviction_strategy_t s)
+{
+    switch (s) {
+    case EVICTION_LIVE_MIGRATE:
+        return KUBE_EVICTION_LIVE_MIGRATE;
+    case EVICTION_LIVE_MIGRATE_IF_POSSIBLE:
+        return KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE;
+    case EVICTION_EXTERNAL:
+        return KUBE_EVICTION_EXTERNAL;
+    default:
+        return KUBE_EVICTION_NONE;
+    }
 }
 
 /* --- informer handlers ---------------------------------------------------------- */
@@ -283,7 +302,7 @@ static void config_deleted(void *ud, const kube_obj_t *obj)
 static void on_synced(void *ud)
 {
     drain_controller_t *c = ud;
-    if (++c->synced < 4)
+    if (++c->synced < 5)
         return;
     c->ready = true;
     if (!c->cfg_seen)
@@ -637,6 +656,8 @@ static void reconcile(void *ud, const char *name)
         apply_node(c, r, &v, &plan);
         apply_deletes(c, &v, &plan);
         apply_candidates(c, r, &v, &plan);
+        for (size_t i = 0; i < plan.n_unmark; i++)
+            unmark(c, plan.unmark[i], "the node was uncordoned without a drain taint");
         if (plan.requeue_after > 0)
             workqueue_add_after(c->queue, name, plan.requeue_after + 0.05);
         drain_plan_free(&plan);
@@ -718,9 +739,45 @@ static void on_unlabelled(void *ud, const kube_result_t *res)
     wdone(w);
 }
 
-/* Removes vmdrain.io/evacuating from a VMI that no longer migrates. */
+static void on_unmarked(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    hmap_del(&w->c->unmarking, w->uid);
+    if (res->error && res->status != 404)
+        log_warn("cannot remove the evacuation mark", "vmi", w->key, "error", res->error);
+    wdone(w);
+}
+
+/* Removes the eviction mark vmdrain.io/evacuate-from from a VMI. */
+static void unmark(drain_controller_t *c, const kube_vmi_t *vmi, const char *why)
+{
+    char key[512], *patch = NULL;
+
+    if (c->stopped || hmap_get(&c->unmarking, vmi->obj.uid))
+        return;
+    snprintf(key, sizeof(key), "%s/%s", vmi->obj.ns, vmi->obj.name);
+    write_ctx_t *w = wctx(c, vmi->node_name, key);
+    if (!w)
+        return;
+    snprintf(w->uid, sizeof(w->uid), "%s", vmi->obj.uid);
+    if (drain_annotation_patch(DRAIN_ANN_EVACUATE_FROM, NULL, &patch) < 0 ||
+        !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name,
+                    NULL, KUBE_MERGE_PATCH, patch, on_unmarked, w)) {
+        wdone(w);
+    } else {
+        hmap_put(&c->unmarking, vmi->obj.uid, (void *)1, NULL);
+        log_info("clearing the eviction mark", "vmi", key, "why", why);
+    }
+    free(patch);
+}
+
+/* Removes vmdrain.io/evacuating from a VMI that no longer migrates, and the
+ * eviction mark from a VMI that has left the node it named. */
 static void maybe_unlabel(drain_controller_t *c, const kube_vmi_t *vmi)
 {
+    const char *from = kube_obj_annotation(&vmi->obj, DRAIN_ANN_EVACUATE_FROM);
+    if (from && c->ready && vmi->node_name[0] && strcmp(from, vmi->node_name) != 0)
+        unmark(c, vmi, "the VMI left the node");
     char key[512], *patch = NULL;
     flight_check_t f = {.ns = vmi->obj.ns};
 
@@ -921,6 +978,7 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     hmap_init(&c->cands);
     hmap_init(&c->deleting);
     hmap_init(&c->unlabelling);
+    hmap_init(&c->unmarking);
     ev_init(&c->ready_timer, on_ready_timer);
     c->ready_timer.data = c;
     c->queue = workqueue_new(loop, reconcile, c, 0.5, 60);
@@ -947,8 +1005,12 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     c->vmis = make_informer(c, KUBE_KIND_VMI, NULL, NULL, &hv);
     c->migs = make_informer(c, KUBE_KIND_MIGRATION, NULL, NULL, &hm);
     c->cms = make_informer(c, KUBE_KIND_CONFIGMAP, opts->config_ns, selector, &hc);
+    informer_handlers_t hp = {.on_synced = on_synced};
+    informer_opts_t po = {.resource = kube_resource_of_kind(KUBE_KIND_POD),
+                          .label_selector = "kubevirt.io=virt-launcher"};
+    c->pods = informer_new(c->http, c->loop, &po, &hp, c);
     if (!c->cfg_ns || !c->cfg_name || !c->queue || !c->planner || !c->nodes || !c->vmis ||
-        !c->migs || !c->cms || informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
+        !c->migs || !c->cms || !c->pods || informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
         informer_add_index(c->migs, "vmi", mig_vmi_index) < 0 ||
         informer_add_index(c->migs, "node", mig_node_index) < 0) {
         drain_controller_free(c);
@@ -963,6 +1025,7 @@ void drain_controller_start(drain_controller_t *c)
     informer_start(c->nodes);
     informer_start(c->vmis);
     informer_start(c->migs);
+    informer_start(c->pods);
 }
 
 bool drain_controller_ready(const drain_controller_t *c)
@@ -984,7 +1047,8 @@ int drain_controller_stop(drain_controller_t *c)
         informer_free(c->vmis);
         informer_free(c->migs);
         informer_free(c->cms);
-        c->nodes = c->vmis = c->migs = c->cms = NULL;
+        informer_free(c->pods);
+        c->nodes = c->vmis = c->migs = c->cms = c->pods = NULL;
     }
     return c->writes;
 }
@@ -1007,8 +1071,178 @@ void drain_controller_free(drain_controller_t *c)
     hmap_free(&c->cands);
     hmap_free(&c->deleting);
     hmap_free(&c->unlabelling);
+    hmap_free(&c->unmarking);
     free(c->policy_body);
     free(c->cfg_ns);
     free(c->cfg_name);
     free(c);
+}
+
+/* --- the eviction webhook --------------------------------------------------------- */
+
+typedef struct eviction {
+    drain_controller_t *c;
+    web_request_t *req;
+    admission_request_t rq;
+} eviction_t;
+
+static void on_marked(void *ud, const kube_result_t *res)
+{
+    write_ctx_t *w = ud;
+    if (res->error)
+        log_error("cannot mark the VMI for evacuation", "vmi", w->key, "error", res->error);
+    else
+        enqueue(w->c, w->node);
+    wdone(w);
+}
+
+/* Applies the decision's effects: the mark on the VMI (which makes the
+ * node's reconcile evacuate it, paced like any drain) and the Events. */
+static void apply_effects(drain_controller_t *c, const admission_result_t *res,
+                          const kube_vmi_t *vmi)
+{
+    char key[512], *patch = NULL;
+
+    if (!vmi || !(res->effects & (ADMISSION_EFFECT_MARK | ADMISSION_EFFECT_BLOCKED)))
+        return;
+    enqueue(c, res->node);
+    const char *cur = kube_obj_annotation(&vmi->obj, DRAIN_ANN_EVACUATE_FROM);
+    if (cur && strcmp(cur, res->node) == 0)
+        return; /* marked already: kubectl retries every 5 s */
+    snprintf(key, sizeof(key), "%s/%s", vmi->obj.ns, vmi->obj.name);
+    kube_event(c->http, &vmi->obj, "Normal", "EvictionIntercepted", res->message);
+    const kube_obj_t *node = informer_get(c->nodes, res->node);
+    if (node)
+        kube_event(c->http, node, "Normal", "EvictionIntercepted", res->message);
+    write_ctx_t *w = wctx(c, res->node, key);
+    if (!w)
+        return;
+    if (drain_annotation_patch(DRAIN_ANN_EVACUATE_FROM, res->node, &patch) < 0 ||
+        !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name,
+                    NULL, KUBE_MERGE_PATCH, patch, on_marked, w))
+        wdone(w);
+    free(patch);
+}
+
+static int collect_migs(void *ud, const kube_obj_t *obj)
+{
+    return collect_one(ud, obj);
+}
+
+/* Decides with pod (cached, looked up, or NULL) and answers. */
+static void decide_and_answer(eviction_t *e, const kube_pod_t *pod, bool looked_up, bool failed)
+{
+    drain_controller_t *c = e->c;
+    admission_input_t in = {.pod = pod, .pod_looked_up = looked_up, .lookup_failed = failed};
+    admission_result_t res;
+    collect_t migs = {0};
+    const kube_vmi_t *vmi = NULL;
+    buf_t out;
+
+    if (pod) {
+        const char *name = admission_pod_vmi_name(pod);
+        char key[512];
+        if (name) {
+            snprintf(key, sizeof(key), "%s/%s", pod->obj.ns, name);
+            vmi = kube_obj_as_vmi(informer_get(c->vmis, key));
+        }
+        if (vmi) {
+            migs.ns = vmi->obj.ns;
+            informer_index_foreach(c->migs, "vmi", vmi->obj.name, collect_migs, &migs);
+        }
+    }
+    in.vmi = vmi;
+    in.migs = (const kube_migration_t *const *)migs.items;
+    in.n_migs = migs.n;
+    in.default_strategy = strategy_to_kube(c->cfg.eviction_strategy);
+    in.live_migration_gate = c->cfg.live_migration_enabled;
+    admission_decide(&e->rq, &in, &res);
+    if (res.decision == ADMISSION_NEED_LOOKUP) {
+        /* cannot happen after a lookup; deny rather than loop */
+        res.allowed = false;
+        res.code = 429;
+    }
+    apply_effects(c, &res, vmi);
+    admission_count(&res);
+    log_info("eviction", "pod", e->rq.name, "namespace", e->rq.ns, "user", e->rq.username,
+             "decision", res.label, "dry_run", e->rq.dry_run ? "true" : "false", "message",
+             res.message);
+    buf_init(&out, 64 * 1024);
+    if (admission_encode(e->rq.uid, &res, &out) == 0)
+        web_respond(e->req, 200, "application/json", out.data, out.len);
+    else
+        web_respond_text(e->req, 500, "cannot encode the AdmissionReview response");
+    buf_free(&out);
+    free(migs.items);
+}
+
+static void on_pod_fetched(void *ud, const kube_result_t *res)
+{
+    eviction_t *e = ud;
+    kube_obj_t *obj = NULL;
+    bool failed = false;
+    char err[256];
+
+    e->c->writes--;
+    if (!res->error) {
+        obj = kube_decode_one(KUBE_KIND_POD, res->body, res->body_len, err, sizeof(err));
+        failed = !obj;
+    } else if (res->status != 404) {
+        failed = true;
+    }
+    decide_and_answer(e, kube_obj_as_pod(obj), true, failed);
+    kube_obj_free(obj);
+    free(e);
+}
+
+void drain_controller_eviction(web_request_t *req, void *ud)
+{
+    drain_controller_t *c = ud;
+    size_t len;
+    const char *body = web_request_body(req, &len);
+    char err[256], key[512];
+    eviction_t *e = calloc(1, sizeof(*e));
+
+    if (!e) {
+        web_respond_text(req, 500, "out of memory");
+        return;
+    }
+    e->c = c;
+    e->req = req;
+    if (!c->ready || c->stopped) {
+        /* failurePolicy Fail turns this into a denied eviction: no VM is
+         * lost while vmdrain cannot decide */
+        web_respond_text(req, 503, "vmdrain is not ready: its caches are not synced");
+        free(e);
+        return;
+    }
+    if (admission_decode(body, len, &e->rq, err, sizeof(err)) < 0) {
+        web_respond_text(req, 400, err);
+        free(e);
+        return;
+    }
+    snprintf(key, sizeof(key), "%s/%s", e->rq.ns, e->rq.name);
+    const kube_pod_t *pod = c->pods ? kube_obj_as_pod(informer_get(c->pods, key)) : NULL;
+    if (pod) {
+        decide_and_answer(e, pod, false, false);
+        free(e);
+        return;
+    }
+    /* not cached (yet): ask the server */
+    buf_t path;
+    buf_init(&path, 1024);
+    kube_resource_path(kube_resource_of_kind(KUBE_KIND_POD), e->rq.ns, e->rq.name, NULL, &path);
+    kube_req_opts_t o = {.method = "GET",
+                         .path = path.data,
+                         .on_done = on_pod_fetched,
+                         .ud = e,
+                         .verb = "get",
+                         .timeout = 5};
+    c->writes++;
+    if (!kube_http_request(c->http, &o)) {
+        c->writes--;
+        decide_and_answer(e, NULL, true, true);
+        free(e);
+    }
+    buf_free(&path);
 }

@@ -45,4 +45,10 @@ int drain_controller_pending_writes(const drain_controller_t *c);
 
 void drain_controller_free(drain_controller_t *c);
 
+struct web_request;
+/* The admission webhook's /validate-eviction handler (a web_handler_fn):
+ * decides from the caches (a live GET when the pod is not cached yet),
+ * marks and queues VMIs to evacuate, answers the AdmissionReview. */
+void drain_controller_eviction(struct web_request *req, void *ud);
+
 #endif

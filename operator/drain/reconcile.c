@@ -363,7 +363,16 @@ static int check_timeouts(const drain_view_t *v, drain_plan_t *p, const kube_vmi
     return 1;
 }
 
-/* Classifies every VMI of a draining node. */
+/* True when an eviction request marked the VMI for evacuation from this
+ * node (the admission webhook writes the mark). */
+static bool is_marked(const drain_view_t *v, const kube_vmi_t *vmi)
+{
+    const char *from = kube_obj_annotation(&vmi->obj, DRAIN_ANN_EVACUATE_FROM);
+    return from && strcmp(from, v->node->obj.name) == 0;
+}
+
+/* Classifies every VMI of a draining node: all of them under the taint,
+ * only those marked by an eviction request otherwise. */
 static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t started)
 {
     const drain_config_t *cfg = v->cfg;
@@ -374,6 +383,8 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
         kube_eviction_strategy_t s = strategy_of(vmi, cfg);
         bool migratable = vmi->migratable == KUBE_COND_TRUE;
         if (vmi->phase != KUBE_VMI_RUNNING || vmi->obj.deleted.sec != 0)
+            continue;
+        if (p->evicting && !is_marked(v, vmi))
             continue;
         if (s == KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE && !migratable)
             continue; /* may be evicted: not ours */
@@ -466,7 +477,7 @@ static void draining(const drain_view_t *v, drain_plan_t *p)
     const char *name = n->obj.name;
     bool by_us = strcmp(ann(n, DRAIN_ANN_CORDONED_BY), "vmdrain") == 0;
 
-    if (!n->unschedulable) {
+    if (!n->unschedulable && !p->evicting) {
         p->cordon = +1;
         if (state_active(p->observed))
             add_event(p, "NodeCordoned", "Warning", NULL,
@@ -474,11 +485,15 @@ static void draining(const drain_view_t *v, drain_plan_t *p)
                       "again",
                       name, v->cfg->node_drain_taint_key);
     }
-    p->cordoned_by = (!n->unschedulable || by_us) ? "vmdrain" : NULL;
+    p->cordoned_by = ((!n->unschedulable && !p->evicting) || by_us) ? "vmdrain" : NULL;
     if (!state_active(p->observed)) {
         time_format_rfc3339(v->now, 0, p->started_at, sizeof(p->started_at));
-        add_event(p, "DrainStarted", "Normal", NULL, "Drain of node %s started (taint %s)", name,
-                  v->cfg->node_drain_taint_key);
+        if (p->evicting)
+            add_event(p, "DrainStarted", "Normal", NULL,
+                      "Drain of node %s started (eviction requests for its VMIs)", name);
+        else
+            add_event(p, "DrainStarted", "Normal", NULL, "Drain of node %s started (taint %s)",
+                      name, v->cfg->node_drain_taint_key);
     } else {
         snprintf(p->started_at, sizeof(p->started_at), "%s", ann(n, DRAIN_ANN_STARTED_AT));
     }
@@ -565,15 +580,34 @@ int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
     memset(p, 0, sizeof(*p));
     p->observed = drain_state_parse(kube_obj_annotation(&n->obj, DRAIN_ANN_STATE));
     p->tainted = has_drain_taint(n, v->cfg->node_drain_taint_key);
+    bool marked = false;
+    for (size_t i = 0; i < v->n_vmis && !marked; i++)
+        marked = is_marked(v, v->vmis[i]);
+    /* kubectl drain: the node is cordoned and evictions marked VMIs */
+    const char *trigger = kube_obj_annotation(&n->obj, DRAIN_ANN_TRIGGER);
+    p->evicting = !p->tainted && n->unschedulable &&
+                  (marked || (state_active(p->observed) && trigger &&
+                              strcmp(trigger, "eviction") == 0));
+    p->trigger = p->tainted ? "taint" : p->evicting ? "eviction" : NULL;
+    if (!p->tainted && !p->evicting && marked) {
+        /* uncordoned without a drain taint: the eviction drain is over */
+        p->unmark = calloc(v->n_vmis, sizeof(*p->unmark));
+        if (!p->unmark)
+            goto out_fail;
+        for (size_t i = 0; i < v->n_vmis; i++)
+            if (is_marked(v, v->vmis[i]))
+                p->unmark[p->n_unmark++] = v->vmis[i];
+    }
 
-    if (p->tainted) {
+    if (p->tainted || p->evicting) {
         vd_time_t started = v->now;
         draining(v, p);
         time_parse_rfc3339(p->started_at, &started, NULL, 0);
         if (plan_evacuation(v, p, started) < 0)
             goto out_fail;
         decide_state(v, p);
-        if (p->state == DRAIN_STATE_DRAINED && v->cfg->uncordon_policy == UNCORDON_ON_COMPLETION) {
+        if (p->tainted && p->state == DRAIN_STATE_DRAINED &&
+            v->cfg->uncordon_policy == UNCORDON_ON_COMPLETION) {
             p->remove_taint = true;
             p->tainted = false;
             p->cordon = 0;
@@ -596,6 +630,9 @@ void drain_plan_free(drain_plan_t *p)
 {
     free(p->candidates);
     free(p->deletes);
+    free(p->unmark);
+    p->unmark = NULL;
+    p->n_unmark = 0;
     p->candidates = NULL;
     p->deletes = NULL;
     p->n_candidates = p->n_deletes = 0;
@@ -676,6 +713,8 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
     diff_ann(n, ch, &nch, DRAIN_ANN_COMPLETED_AT, p->completed_at);
     diff_ann(n, ch, &nch, DRAIN_ANN_MESSAGE, p->message);
     diff_ann(n, ch, &nch, DRAIN_ANN_CORDONED_BY, p->cordoned_by);
+    if (p->trigger)
+        diff_ann(n, ch, &nch, DRAIN_ANN_TRIGGER, p->trigger);
     size_t i;
     snprintf(label, sizeof(label), "%s", state);
     for (char *q = label; *q; q++)

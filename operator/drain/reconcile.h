@@ -32,6 +32,7 @@
 #define DRAIN_ANN_COMPLETED_AT  "vmdrain.io/completed-at"
 #define DRAIN_ANN_MESSAGE       "vmdrain.io/message"
 #define DRAIN_ANN_CORDONED_BY   "vmdrain.io/cordoned-by"
+#define DRAIN_ANN_TRIGGER       "vmdrain.io/trigger" /* "taint" or "eviction" */
 #define DRAIN_LABEL_STATE       "vmdrain.io/state"
 #define DRAIN_LABEL_MANAGED_BY  "vmdrain.io/managed-by"
 #define DRAIN_LABEL_NODE        "vmdrain.io/node"
@@ -105,7 +106,8 @@ typedef struct drain_event {
 #define DRAIN_MAX_EVENTS 8
 
 typedef struct drain_plan {
-    bool tainted; /* the drain taint is on the node */
+    bool tainted;  /* the drain taint is on the node */
+    bool evicting; /* no taint, but evictions marked VMIs of this cordoned node */
     drain_state_t observed;
     drain_state_t state;
 
@@ -121,6 +123,7 @@ typedef struct drain_plan {
     char completed_at[TIME_RFC3339_MAX];
     char message[256];
     const char *cordoned_by; /* "vmdrain", or NULL to remove */
+    const char *trigger;     /* "taint", "eviction", or NULL to keep what the node says */
 
     drain_candidate_t *candidates; /* owned by the plan */
     size_t n_candidates;
@@ -128,6 +131,10 @@ typedef struct drain_plan {
     size_t n_deletes;
     drain_event_t events[DRAIN_MAX_EVENTS];
     size_t n_events;
+    /* VMIs whose DRAIN_ANN_EVACUATE_FROM mark is to be removed: the node
+     * was uncordoned without a drain taint (owned by the plan) */
+    const kube_vmi_t **unmark;
+    size_t n_unmark;
 
     double requeue_after; /* seconds until a backoff ends; 0 for none */
 } drain_plan_t;

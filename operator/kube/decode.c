@@ -1629,3 +1629,44 @@ size_t kube_decoder_skipped(const kube_decoder_t *d)
 {
     return d->skipped;
 }
+
+/* --- one object ------------------------------------------------------------ */
+
+static void one_item(void *ud, kube_obj_t *obj)
+{
+    kube_obj_t **out = ud;
+    kube_obj_free(*out);
+    *out = obj;
+}
+
+static void one_skip(void *ud, const char *why)
+{
+    (void)ud;
+    (void)why;
+}
+
+kube_obj_t *kube_decode_one(kube_kind_t kind, const char *json, size_t len, char *err,
+                            size_t errlen)
+{
+    kube_decoder_cb_t cb = {.on_item = one_item, .on_skip = one_skip};
+    kube_obj_t *obj = NULL;
+    char head[96];
+    int n = snprintf(head, sizeof(head), "{\"kind\":\"%s\",\"metadata\":{},\"items\":[",
+                     kube_kind_list_name(kind));
+    kube_decoder_t *d = kube_decoder_new(kind, KUBE_DECODE_LIST, &cb, &obj, 0);
+
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (kube_decoder_feed(d, head, (size_t)n) < 0 || kube_decoder_feed(d, json, len) < 0 ||
+        kube_decoder_feed(d, "]}", 2) < 0 || kube_decoder_finish(d) < 0) {
+        snprintf(err, errlen, "%s", kube_decoder_error(d));
+        kube_obj_free(obj);
+        obj = NULL;
+    } else if (!obj) {
+        snprintf(err, errlen, "%s: the object was skipped (wrong shape)", kube_kind_name(kind));
+    }
+    kube_decoder_free(d);
+    return obj;
+}

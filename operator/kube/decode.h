@@ -108,4 +108,9 @@ void kube_decoder_free(kube_decoder_t *d);
 /* "ADDED", "MODIFIED", ... */
 const char *kube_event_type_name(kube_event_type_t type);
 
+/* Decodes one object (a GET's body) of the given kind. Returns it, owned by
+ * the caller, or NULL with a message in err. */
+kube_obj_t *kube_decode_one(kube_kind_t kind, const char *json, size_t len, char *err,
+                            size_t errlen);
+
 #endif

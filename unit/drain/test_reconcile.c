@@ -405,7 +405,8 @@ Test(reconcile, patch_is_empty_once_the_node_shows_the_plan)
                       "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\","
                       "\"vmdrain.io/progress\":\"0/1\",\"vmdrain.io/migrating\":\"0\","
                       "\"vmdrain.io/pending\":\"1\",\"vmdrain.io/failed\":\"0\","
-                      "\"vmdrain.io/message\":\"0 migrating, 1 pending\"";
+                      "\"vmdrain.io/message\":\"0 migrating, 1 pending\","
+                      "\"vmdrain.io/trigger\":\"taint\"";
     char j[2048];
     snprintf(j, sizeof(j),
              "{\"metadata\":{\"name\":\"n1\",\"resourceVersion\":\"78\",\"labels\":{"
@@ -539,5 +540,63 @@ Test(reconcile, aborted_attempts_count_after_their_objects_are_gone)
     cr_expect_eq(p.failed, 1);
     cr_expect_eq(p.state, DRAIN_STATE_FAILED);
     cr_expect_not_null(strstr(p.message, "default/a"), "the failed VMI is named: %s", p.message);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, eviction_marks_drain_a_cordoned_node_without_the_taint)
+{
+    drain_config_t cfg = config();
+    const kube_vmi_t *vmis[] = {
+        vmi_ann("a", "aaaaaaaa-1", "LiveMigrate", true, "\"vmdrain.io/evacuate-from\":\"n1\""),
+        vmi("b", "bbbbbbbb-2", "LiveMigrate", true), /* not evicted (yet) */
+        vmi_ann("c", "cccccccc-3", "LiveMigrate", false, "\"vmdrain.io/evacuate-from\":\"n1\"")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(false, true, ""), vmis, 3, NULL, 0);
+    cr_expect(p.evicting);
+    cr_expect_str_eq(p.trigger, "eviction");
+    cr_expect_eq(p.cordon, 0, "kubectl drain cordoned the node itself");
+    cr_expect_null(p.cordoned_by);
+    cr_assert_eq(p.n_candidates, 1, "only the marked, migratable VMI");
+    cr_expect_eq(p.candidates[0].vmi, vmis[0]);
+    cr_expect_eq(p.blocked, 1);
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINING);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, eviction_drain_ends_drained_then_completes_on_uncordon)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/trigger\":\"eviction\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Succeeded", "2026-01-02T00:00:01Z", "2026-01-02T00:00:09Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:10Z", node(false, true, ann), NULL, 0, migs, 1);
+    cr_expect(p.evicting, "the VMIs left, the node is still cordoned");
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINED);
+    cr_expect_str_eq(p.progress, "1/1");
+    drain_plan_free(&p);
+    const char *drained = "\"vmdrain.io/state\":\"Drained\",\"vmdrain.io/trigger\":\"eviction\","
+                          "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    p = run(&cfg, "2026-01-02T00:05:00Z", node(false, false, drained), NULL, 0, migs, 1);
+    cr_expect_not(p.evicting);
+    cr_expect_eq(p.state, DRAIN_STATE_COMPLETED);
+    cr_expect_eq(p.cordon, 0);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, uncordon_cancels_an_eviction_drain_and_clears_the_marks)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/trigger\":\"eviction\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const kube_vmi_t *vmis[] = {
+        vmi_ann("a", "aaaaaaaa-1", "LiveMigrate", true, "\"vmdrain.io/evacuate-from\":\"n1\"")};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Pending", "2026-01-02T00:00:01Z", "2026-01-02T00:00:01Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:30Z", node(false, false, ann), vmis, 1, migs, 1);
+    cr_expect_not(p.evicting);
+    cr_expect_eq(p.state, DRAIN_STATE_CANCELLED);
+    cr_assert_eq(p.n_unmark, 1);
+    cr_expect_eq(p.unmark[0], vmis[0]);
+    cr_assert_eq(p.n_deletes, 1);
     drain_plan_free(&p);
 }
