@@ -761,8 +761,8 @@ static void unmark(drain_controller_t *c, const kube_vmi_t *vmi, const char *why
         return;
     snprintf(w->uid, sizeof(w->uid), "%s", vmi->obj.uid);
     if (drain_annotation_patch(DRAIN_ANN_EVACUATE_FROM, NULL, &patch) < 0 ||
-        !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name,
-                    NULL, KUBE_MERGE_PATCH, patch, on_unmarked, w)) {
+        !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name, NULL,
+                    KUBE_MERGE_PATCH, patch, on_unmarked, w)) {
         wdone(w);
     } else {
         hmap_put(&c->unmarking, vmi->obj.uid, (void *)1, NULL);
@@ -1010,7 +1010,8 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
                           .label_selector = "kubevirt.io=virt-launcher"};
     c->pods = informer_new(c->http, c->loop, &po, &hp, c);
     if (!c->cfg_ns || !c->cfg_name || !c->queue || !c->planner || !c->nodes || !c->vmis ||
-        !c->migs || !c->cms || !c->pods || informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
+        !c->migs || !c->cms || !c->pods ||
+        informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
         informer_add_index(c->migs, "vmi", mig_vmi_index) < 0 ||
         informer_add_index(c->migs, "node", mig_node_index) < 0) {
         drain_controller_free(c);
@@ -1118,8 +1119,8 @@ static void apply_effects(drain_controller_t *c, const admission_result_t *res,
     if (!w)
         return;
     if (drain_annotation_patch(DRAIN_ANN_EVACUATE_FROM, res->node, &patch) < 0 ||
-        !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name,
-                    NULL, KUBE_MERGE_PATCH, patch, on_marked, w))
+        !kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name, NULL,
+                    KUBE_MERGE_PATCH, patch, on_marked, w))
         wdone(w);
     free(patch);
 }
@@ -1141,8 +1142,8 @@ static void decide_and_answer(eviction_t *e, const kube_pod_t *pod, bool looked_
 
     if (pod) {
         const char *name = admission_pod_vmi_name(pod);
-        char key[512];
         if (name) {
+            char key[512];
             snprintf(key, sizeof(key), "%s/%s", pod->obj.ns, name);
             vmi = kube_obj_as_vmi(informer_get(c->vmis, key));
         }
@@ -1181,10 +1182,10 @@ static void on_pod_fetched(void *ud, const kube_result_t *res)
     eviction_t *e = ud;
     kube_obj_t *obj = NULL;
     bool failed = false;
-    char err[256];
 
     e->c->writes--;
     if (!res->error) {
+        char err[256];
         obj = kube_decode_one(KUBE_KIND_POD, res->body, res->body_len, err, sizeof(err));
         failed = !obj;
     } else if (res->status != 404) {

@@ -585,9 +585,9 @@ int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
         marked = is_marked(v, v->vmis[i]);
     /* kubectl drain: the node is cordoned and evictions marked VMIs */
     const char *trigger = kube_obj_annotation(&n->obj, DRAIN_ANN_TRIGGER);
-    p->evicting = !p->tainted && n->unschedulable &&
-                  (marked || (state_active(p->observed) && trigger &&
-                              strcmp(trigger, "eviction") == 0));
+    p->evicting =
+        !p->tainted && n->unschedulable &&
+        (marked || (state_active(p->observed) && trigger && strcmp(trigger, "eviction") == 0));
     p->trigger = p->tainted ? "taint" : p->evicting ? "eviction" : NULL;
     if (!p->tainted && !p->evicting && marked) {
         /* uncordoned without a drain taint: the eviction drain is over */

@@ -61,18 +61,20 @@ static bool ready(void *ud)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage: vmdrain [OPTIONS] run --config NAMESPACE/NAME [--tls-cert FILE --tls-key FILE]\n"
-                 "\n"
-                 "Runs the operator: watches nodes for the drain taint and evacuates their VMIs\n"
-                 "by live migration; with a certificate, also serves the eviction webhook.\n"
-                 "\n"
-                 "  --config NAMESPACE/NAME  ConfigMap with feature-gates and migrations\n"
-                 "                           (the seed's kubevirt-config format)\n"
-                 "  --tls-cert FILE          webhook certificate (PEM, reloaded when it changes)\n"
-                 "  --tls-key FILE           webhook private key (PEM)\n"
-                 "  --listen ADDR            webhook HTTPS address (default :8443)\n"
-                 "  --metrics-listen ADDR    plain HTTP for /metrics, /healthz, /readyz\n"
-                 "                           (default :8080; \"\" for none)\n");
+    fprintf(
+        out,
+        "Usage: vmdrain [OPTIONS] run --config NAMESPACE/NAME [--tls-cert FILE --tls-key FILE]\n"
+        "\n"
+        "Runs the operator: watches nodes for the drain taint and evacuates their VMIs\n"
+        "by live migration; with a certificate, also serves the eviction webhook.\n"
+        "\n"
+        "  --config NAMESPACE/NAME  ConfigMap with feature-gates and migrations\n"
+        "                           (the seed's kubevirt-config format)\n"
+        "  --tls-cert FILE          webhook certificate (PEM, reloaded when it changes)\n"
+        "  --tls-key FILE           webhook private key (PEM)\n"
+        "  --listen ADDR            webhook HTTPS address (default :8443)\n"
+        "  --metrics-listen ADDR    plain HTTP for /metrics, /healthz, /readyz\n"
+        "                           (default :8080; \"\" for none)\n");
 }
 
 int drain_run_main(kube_config_t *cfg, int argc, char **argv)
