@@ -871,8 +871,11 @@ func TestRetryAlwaysFailingVMIEndsFailed(t *testing.T) {
 	if !strings.Contains(a["vmdrain.io/message"], ns+"/bad") {
 		t.Errorf("message = %q, want it to name %s/bad", a["vmdrain.io/message"], ns)
 	}
-	if where := vmiNode(t, b, ns, "good"); where == n[0] {
-		t.Error("the healthy VMI did not leave the node")
+	if g, err := b.VMI(context.Background(), ns, "good"); err != nil {
+		t.Error(err)
+	} else if g.Status.NodeName == n[0] || g.Status.Phase != "Running" {
+		t.Errorf("the healthy VMI is %s on %s, want Running on another node; migrationState %+v",
+			g.Status.Phase, g.Status.NodeName, g.Status.MigrationState)
 	}
 	v, err := b.VMI(context.Background(), ns, "bad")
 	if err != nil {
