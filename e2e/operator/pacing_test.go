@@ -758,6 +758,10 @@ func TestTimeoutStuckTargetIsAbortedAndRetried(t *testing.T) {
 	if gap < backoff-time.Second {
 		t.Errorf("retry %s came %.2fs after the abort, want at least %s (1 s tolerance)", second, gap.Seconds(), backoff)
 	}
+	// one failure so far: the backoff is retryBackoffSeconds × 2^0, not doubled
+	if gap > backoff+1500*time.Millisecond {
+		t.Errorf("retry %s came %.2fs after the abort, want about %s (the first retry's backoff)", second, gap.Seconds(), backoff)
+	}
 	m2, err := b.Migration(context.Background(), ns, second)
 	if err != nil {
 		t.Fatalf("retry %s: %v", second, err)
