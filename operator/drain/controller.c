@@ -200,6 +200,8 @@ static void mig_touch(drain_controller_t *c, const kube_migration_t *m)
 static void mig_changed(void *ud, const kube_obj_t *obj)
 {
     drain_controller_t *c = ud;
+    if (obj->deleted.sec)
+        hmap_del(&c->deleting, obj->uid);
     mig_touch(c, kube_obj_as_migration(obj));
     if (c->ready)
         dispatch(c);
@@ -233,6 +235,8 @@ static void mig_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
             kube_event(c->http, &v->obj, ok ? "Normal" : "Warning",
                        ok ? "MigrationSucceeded" : "MigrationFailed", msg);
     }
+    if (obj->deleted.sec)
+        hmap_del(&c->deleting, obj->uid);
     mig_touch(c, m);
     if (c->ready)
         dispatch(c);
@@ -240,6 +244,8 @@ static void mig_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
 
 static void mig_deleted(void *ud, const kube_obj_t *obj)
 {
+    drain_controller_t *c = ud;
+    hmap_del(&c->deleting, obj->uid);
     mig_changed(ud, obj);
 }
 
@@ -371,9 +377,12 @@ static void on_patched(void *ud, const kube_result_t *res)
 static void on_deleted(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
-    hmap_del(&w->c->deleting, w->uid);
-    if (res->error && res->status != 404)
+    /* on success the mark stays until the watch shows the deletion, so a
+     * reconcile in between cannot abort the same migration twice */
+    if (res->error && res->status != 404) {
+        hmap_del(&w->c->deleting, w->uid);
         log_error("migration delete failed", "migration", w->key, "error", res->error);
+    }
     enqueue(w->c, w->node);
     wdone(w);
 }
@@ -784,10 +793,14 @@ static void maybe_unlabel(drain_controller_t *c, const kube_vmi_t *vmi)
     if (c->stopped || !c->ready || !kube_obj_label(&vmi->obj, DRAIN_LABEL_EVACUATING) ||
         hmap_get(&c->unlabelling, vmi->obj.uid))
         return;
+    snprintf(key, sizeof(key), "%s/%s", vmi->obj.ns, vmi->obj.name);
+    /* still a candidate: its migration may be on its way (created, or just
+     * labelled for), and the cache has not shown it yet */
+    if (hmap_get(&c->cands, key))
+        return;
     informer_index_foreach(c->migs, "vmi", vmi->obj.name, any_in_flight, &f);
     if (f.in_flight)
         return;
-    snprintf(key, sizeof(key), "%s/%s", vmi->obj.ns, vmi->obj.name);
     write_ctx_t *w = wctx(c, vmi->node_name, key);
     if (!w)
         return;
@@ -921,8 +934,10 @@ static void dispatch(drain_controller_t *c)
             continue;
         }
         snprintf(w->uid, sizeof(w->uid), "%s", cd->name);
+        char attempt[16];
+        snprintf(attempt, sizeof(attempt), "%d", cd->attempt);
         log_info("creating migration", "migration", cd->name, "vmi", picks[i].key, "node", cd->node,
-                 "attempt", cd->attempt == 1 ? "1" : ">1", "why", "a pacing slot is free");
+                 "attempt", attempt, "why", "a pacing slot is free");
     }
     metrics_gauge_set(g_in_flight, planner_in_flight(c->planner, NULL), NULL);
     double next = planner_next_ready(c->planner, ev_now(c->loop));

@@ -311,6 +311,11 @@ static void record_abort(const drain_view_t *v, const kube_vmi_t *vmi, const kub
 
     if (!rec)
         rec = "";
+    if (aborted_has(vmi, m)) {
+        /* recorded before (the delete did not go out): record it once */
+        snprintf(out, n, "%s", rec);
+        return;
+    }
     for (const char *p = rec; *p; p++)
         entries += *p == ',';
     while (*rec && entries > DRAIN_ABORTED_MAX) {
@@ -429,7 +434,9 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
         }
         if (h.failures > 0) {
             double wait = cfg->retry_backoff_seconds * ldexp(1.0, h.failures - 1);
-            double left = wait - time_diff(h.last_failure, v->now);
+            /* failure times have whole seconds: the failure may have come up
+             * to a second later, so the wait counts from the end of it */
+            double left = wait + 1 - time_diff(h.last_failure, v->now);
             if (left > 0) {
                 p->pending++;
                 if (p->requeue_after == 0 || left < p->requeue_after)

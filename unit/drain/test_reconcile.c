@@ -235,13 +235,17 @@ Test(reconcile, failures_back_off_then_retry_with_the_next_attempt_number)
     const kube_migration_t *migs[] = {
         mig("a", "aaaaaaaa-1", 1, "Failed", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z"),
         mig("a", "aaaaaaaa-1", 2, "Failed", "2026-01-02T00:01:30Z", "2026-01-02T00:02:00Z")};
-    /* two failures: the wait is 20 s * 2^1 = 40 s after the last one */
+    /* two failures: the wait is 20 s * 2^1 = 40 s after the last one,
+     * counted from the end of its whole-second timestamp */
     drain_plan_t p = run(&cfg, "2026-01-02T00:02:30Z", node(true, true, ann), vmis, 1, migs, 2);
     cr_expect_eq(p.n_candidates, 0, "still backing off");
-    cr_expect_float_eq(p.requeue_after, 10.0, 1e-6, "requeue in %.3f", p.requeue_after);
+    cr_expect_float_eq(p.requeue_after, 11.0, 1e-6, "requeue in %.3f", p.requeue_after);
     cr_expect_eq(p.state, DRAIN_STATE_DRAINING);
     drain_plan_free(&p);
 
+    p = run(&cfg, "2026-01-02T00:02:40Z", node(true, true, ann), vmis, 1, migs, 2);
+    cr_expect_eq(p.n_candidates, 0, "40 s after the floored timestamp is too early");
+    drain_plan_free(&p);
     p = run(&cfg, "2026-01-02T00:02:41Z", node(true, true, ann), vmis, 1, migs, 2);
     cr_assert_eq(p.n_candidates, 1);
     cr_expect_eq(p.candidates[0].attempt, 3);
@@ -529,7 +533,7 @@ Test(reconcile, aborted_attempts_count_after_their_objects_are_gone)
     drain_plan_t p =
         run(&cfg, "2026-01-02T00:02:30Z", node(true, true, draining_ann), vmis, 1, migs, 1);
     cr_expect_eq(p.n_candidates, 0);
-    cr_expect_float_eq(p.requeue_after, 10.0, 1e-6, "got %.1f", p.requeue_after);
+    cr_expect_float_eq(p.requeue_after, 11.0, 1e-6, "got %.1f", p.requeue_after);
     drain_plan_free(&p);
     p = run(&cfg, "2026-01-02T00:02:41Z", node(true, true, draining_ann), vmis, 1, migs, 1);
     cr_assert_eq(p.n_candidates, 1);
@@ -598,5 +602,22 @@ Test(reconcile, uncordon_cancels_an_eviction_drain_and_clears_the_marks)
     cr_assert_eq(p.n_unmark, 1);
     cr_expect_eq(p.unmark[0], vmis[0]);
     cr_assert_eq(p.n_deletes, 1);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, an_abort_is_recorded_once)
+{
+    drain_config_t cfg = config();
+    cfg.progress_timeout = 5;
+    /* recorded already, the delete did not go out: abort again, record once */
+    const kube_vmi_t *vmis[] = {
+        vmi_ann("a", "aaaaaaaa-1", "LiveMigrate", true,
+                "\"vmdrain.io/aborted\":\"n1/vmdrain-aaaaaaaa-1@1767312010\"")};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Scheduling", "2026-01-02T00:00:01Z", "2026-01-02T00:00:02Z")};
+    drain_plan_t p =
+        run(&cfg, "2026-01-02T00:00:30Z", node(true, true, draining_ann), vmis, 1, migs, 1);
+    cr_assert_eq(p.n_deletes, 1);
+    cr_expect_str_eq(p.deletes[0].record, "n1/vmdrain-aaaaaaaa-1@1767312010");
     drain_plan_free(&p);
 }
