@@ -24,6 +24,15 @@ func (c *Controller) syncVMI(ctx context.Context, key string) (after time.Durati
 	ns, name, _ := cache.SplitMetaNamespaceKey(key)
 	vmi := c.vmi(ns, name)
 	if vmi == nil {
+		// A new VM's pod event can come before its VMI's: only a VMI the
+		// API server no longer has is gone.
+		_, err := c.clients.Dynamic.Resource(kubevirt.VMIResource).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			return 200 * time.Millisecond, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return 0, err
+		}
 		return 0, c.deleteLaunchers(ctx, ns, name)
 	}
 	if vmi.Status.Phase != "Running" || vmi.DeletionTimestamp != nil {
