@@ -136,11 +136,30 @@ func TestWebhookKubectlDrain(t *testing.T) {
 	vm(t, b, sim.VM{Namespace: ns, Name: "rwo", Node: n[2], Memory: "1Gi", EvictionStrategy: "LiveMigrate", Disk: sim.DiskRWO})
 	vm(t, b, sim.VM{Namespace: ns, Name: "keep", Node: n[3], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
 
+	w := watchMigrations(t, b, ns)
 	out, err := drainCmd(t, b, n[0], "--timeout=180s")
 	if err != nil {
 		t.Fatalf("kubectl drain failed: %v", err)
 	}
 	t.Logf("kubectl drain output:\n%s", out)
+	// an independent watcher: the pacing limits held at every event
+	maxTotal, maxNode := 0, 0
+	for _, smp := range w.snapshot() {
+		maxTotal = max(maxTotal, smp.total)
+		for node, c := range smp.perNode {
+			maxNode = max(maxNode, c)
+			if c > 2 {
+				t.Errorf("%d migrations in flight out of %s after %s", c, node, smp.what)
+			}
+		}
+		if smp.total > 5 {
+			t.Errorf("%d migrations in flight in the cluster after %s", smp.total, smp.what)
+		}
+	}
+	if maxNode != 2 {
+		t.Errorf("out of the drained node at most %d were in flight, want the limit 2 reached", maxNode)
+	}
+	t.Logf("max in flight during kubectl drain: cluster %d, per node %d", maxTotal, maxNode)
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("lm-%d", i)
 		v, err := b.VMI(ctx, ns, name)
