@@ -1,0 +1,360 @@
+package operator
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	authv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"vmdrain.io/e2e/bed"
+	"vmdrain.io/e2e/kubevirt"
+	"vmdrain.io/e2e/sim"
+)
+
+const (
+	chartRelease = "vmdrain"
+	chartNS      = "vmdrain-system"
+	chartSA      = "vmdrain"
+	chartConfig  = "vmdrain-config"
+	chartSecret  = "vmdrain-tls"
+	chartPolicy   = "vmdrain-evacuation"
+)
+
+// chartDir is charts/vmdrain of this checkout.
+func chartDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "charts", "vmdrain")
+}
+
+func helm(t *testing.T, b *bed.Bed, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := b.Run(ctx, "helm", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// startVmdrainWith runs `vmdrain run` with the given kubeconfig (the
+// chart's service account), logging to a file that is printed when the
+// test fails.
+func startVmdrainWith(t *testing.T, kubeconfig string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "vmdrain.log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"--kubeconfig", kubeconfig, "--log-level", "debug", "run",
+		"--config", chartNS + "/" + chartConfig}, args...)
+	cmd := exec.Command(vmdrainBin(t), all...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, log: logPath, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); f.Close() }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			data, _ := os.ReadFile(logPath)
+			lines := strings.Split(string(data), "\n")
+			if len(lines) > 300 {
+				lines = lines[len(lines)-300:]
+			}
+			t.Logf("vmdrain log (last lines):\n%s", strings.Join(lines, "\n"))
+		}
+	})
+	return p
+}
+
+// forbiddenLines returns the log lines that report a request the API server
+// refused for want of permission.
+func forbiddenLines(t *testing.T, logPath string) []string {
+	t.Helper()
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?i)forbidden|\b403\b`)
+	var out []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if re.MatchString(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// waitLog waits until a line of the log holds every one of want.
+func waitLog(t *testing.T, logPath string, timeout time.Duration, want ...string) string {
+	t.Helper()
+	var found string
+	err := bed.Eventually(context.Background(), timeout, func(context.Context) (bool, error) {
+		data, _ := os.ReadFile(logPath)
+		for _, l := range strings.Split(string(data), "\n") {
+			ok := true
+			for _, w := range want {
+				ok = ok && strings.Contains(l, w)
+			}
+			if ok {
+				found = l
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no log line with %q within %s", want, timeout)
+	}
+	return found
+}
+
+// chartWebhooks lists the ValidatingWebhookConfigurations of the release.
+func chartWebhooks(t *testing.T, b *bed.Bed) []string {
+	t.Helper()
+	list, err := b.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, w := range list.Items {
+		if w.Name == chartRelease || w.Labels["app.kubernetes.io/instance"] == chartRelease {
+			out = append(out, w.Name)
+		}
+	}
+	return out
+}
+
+// TestChartInstallAndRBAC: the chart lints and the API server accepts what
+// it renders; vmdrain running with the chart's service account, serving
+// pair and ConfigMap, behind the chart's webhook configuration, does a taint
+// drain and a kubectl drain without one refused request; an upgrade changes
+// the configuration of the running vmdrain; uninstall leaves no webhook.
+func TestChartInstallAndRBAC(t *testing.T) {
+	b := bed.OpenT(t)
+	ctx := context.Background()
+	chart := chartDir()
+
+	// 1. lint, and a server-side dry run of what the chart renders
+	helm(t, b, "lint", "--strict", chart)
+	helm(t, b, "lint", "--strict", chart, "--set", "certManager.enabled=true",
+		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
+	mon := helm(t, b, "template", chartRelease, chart, "-n", chartNS, "--set", "certManager.enabled=true",
+		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
+	for _, kind := range []string{"kind: ServiceMonitor", "kind: PrometheusRule", "kind: Certificate", "kind: Issuer",
+		"cert-manager.io/inject-ca-from: " + chartNS + "/", "vmdrain_vmis_blocked > 0", `result="failed"`} {
+		if !strings.Contains(mon, kind) {
+			t.Errorf("the rendering with cert-manager and monitoring lacks %q", kind)
+		}
+	}
+	if strings.Contains(mon, "caBundle:") || strings.Contains(mon, "kind: Secret") {
+		t.Error("with cert-manager the chart still renders its own Secret or caBundle")
+	}
+	if _, err := b.Kubectl(ctx, "create", "namespace", chartNS); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
+		t.Fatal(err)
+	}
+	rendered := helm(t, b, "template", chartRelease, chart, "-n", chartNS)
+	manifest := filepath.Join(t.TempDir(), "chart.yaml")
+	if err := os.WriteFile(manifest, []byte(rendered), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := kubectl(t, b, "apply", "--dry-run=server", "-f", manifest)
+	for _, want := range []string{"deployment.apps/vmdrain", "validatingwebhookconfiguration.admissionregistration.k8s.io/vmdrain",
+		"clusterrole.rbac.authorization.k8s.io/vmdrain", "configmap/vmdrain-config", "secret/vmdrain-tls",
+		"service/vmdrain", "poddisruptionbudget.policy/vmdrain"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("server dry run did not accept %s:\n%s", want, out)
+		}
+	}
+
+	// 2. install. Other tests keep a hand-made ConfigMap of the same name,
+	// which helm would refuse to adopt; and the MigrationPolicy goes, so
+	// vmdrain must create it with the chart's rights.
+	_ = b.Kube.CoreV1().ConfigMaps(chartNS).Delete(ctx, chartConfig, metav1.DeleteOptions{})
+	err := b.Dynamic.Resource(kubevirt.PolicyResource).Delete(ctx, chartPolicy, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	port, mport := freePort(t), freePort(t)
+	url := fmt.Sprintf("https://127.0.0.1:%d/validate-eviction", port)
+	sets := []string{"--set", "webhook.url=" + url, "--set", "webhook.extraSANs={127.0.0.1}", "--set", "replicas=0"}
+	t.Cleanup(func() {
+		// the webhook must not outlive the test, pass or fail
+		uctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := b.Run(uctx, "helm", "uninstall", chartRelease, "-n", chartNS, "--ignore-not-found", "--wait"); err != nil {
+			t.Errorf("cleanup: %v\n%s", err, out)
+		}
+	})
+	helm(t, b, append([]string{"install", chartRelease, chart, "-n", chartNS, "--create-namespace"}, sets...)...)
+
+	secret, err := b.Kube.CoreV1().Secrets(chartNS).Get(ctx, chartSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vwc, err := b.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, chartRelease, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := vwc.Webhooks[0].ClientConfig
+	if cc.URL == nil || *cc.URL != url || cc.Service != nil {
+		t.Errorf("webhook clientConfig %+v, want url %s", cc, url)
+	}
+	if string(cc.CABundle) != string(secret.Data["ca.crt"]) || len(cc.CABundle) == 0 {
+		t.Error("the webhook's caBundle is not the Secret's ca.crt")
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, secret.Data["tls.crt"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, secret.Data["tls.key"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// (a) vmdrain with the chart's service account and nothing else
+	expiry := int64(7200)
+	tr, err := b.Kube.CoreV1().ServiceAccounts(chartNS).CreateToken(ctx, chartSA,
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startVmdrainWith(t, tokenKubeconfig(t, b, tokenFile), "--tls-cert", certFile, "--tls-key", keyFile,
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport))
+	err = bed.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		out, err := exec.CommandContext(ctx, "curl", "-s", fmt.Sprintf("http://127.0.0.1:%d/readyz", mport)).Output()
+		return err == nil && strings.TrimSpace(string(out)) == "ok", nil
+	})
+	if err != nil {
+		t.Fatal("vmdrain with the chart's service account never became ready")
+	}
+	waitLog(t, p.log, 30*time.Second, "configuration applied", "parallelMigrationsPerCluster=5")
+
+	// Node 0: a taint drain of two VMs; node 1: a kubectl drain of two
+	// others; node 2 and any other schedulable node take them. Node 1 is
+	// cordoned first so no VMI is drained twice.
+	ns := b.Namespace(t)
+	n := nodes(t, b, uniq("chart"), 3)
+	kubectl(t, b, "cordon", n[1])
+	for i := 0; i < 2; i++ {
+		vm(t, b, sim.VM{Namespace: ns, Name: fmt.Sprintf("lm-%d", i), Node: n[0], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
+		vm(t, b, sim.VM{Namespace: ns, Name: fmt.Sprintf("kd-%d", i), Node: n[1], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
+	}
+	kubectl(t, b, "taint", "nodes", n[0], taint+"=draining:NoSchedule")
+	waitNode(t, b, n[0], 2*time.Minute, "state Drained", stateIs("Drained"))
+	for i := 0; i < 2; i++ {
+		if where := vmiNode(t, b, ns, fmt.Sprintf("lm-%d", i)); where == n[0] || where == n[1] {
+			t.Errorf("lm-%d runs on %s after the taint drain of %s", i, where, n[0])
+		}
+	}
+	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
+	final := waitNode(t, b, n[0], time.Minute, "state Completed", stateIs("Completed"))
+	if final.Spec.Unschedulable {
+		t.Error("vmdrain did not uncordon the node after the taint drain")
+	}
+
+	// kubectl drain of node 1 through the chart's webhook configuration
+	out, err = drainCmd(t, b, n[1], "--timeout=180s")
+	if err != nil {
+		t.Fatalf("kubectl drain through the chart's webhook failed: %v\n%s", err, out)
+	}
+	byNode := map[string]int{}
+	for _, m := range migrations(t, b, ns) {
+		byNode[m.Labels["vmdrain.io/node"]]++
+	}
+	if byNode[n[0]] != 2 || byNode[n[1]] != 2 {
+		t.Errorf("migrations by source node %v, want 2 from %s and 2 from %s", byNode, n[0], n[1])
+	}
+	for i := 0; i < 2; i++ {
+		if where := vmiNode(t, b, ns, fmt.Sprintf("kd-%d", i)); where == n[1] {
+			t.Errorf("kd-%d is still on %s after kubectl drain", i, n[1])
+		}
+	}
+	if ev := eventReasons(t, b, ns, "kd-0"); ev["EvictionIntercepted"] == 0 || ev["MigrationSucceeded"] == 0 {
+		t.Errorf("events on kd-0: %v, want EvictionIntercepted and MigrationSucceeded", ev)
+	}
+	if _, err := b.Dynamic.Resource(kubevirt.PolicyResource).Get(ctx, chartPolicy, metav1.GetOptions{}); err != nil {
+		t.Errorf("MigrationPolicy %s was not created with the chart's rights: %v", chartPolicy, err)
+	}
+	// every RBAC rule the chart forgot shows as a 403 in the log and in
+	// vmdrain_api_requests_total
+	time.Sleep(1500 * time.Millisecond) // coalesced writes and events land
+	if lines := forbiddenLines(t, p.log); len(lines) > 0 {
+		t.Errorf("vmdrain was refused requests with the chart's service account:\n%s", strings.Join(lines, "\n"))
+	}
+	metrics, err := exec.Command("curl", "-s", fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(metrics), "vmdrain_api_requests_total{") {
+		t.Error("no vmdrain_api_requests_total in /metrics")
+	}
+	for _, l := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(l, "vmdrain_api_requests_total{") && strings.Contains(l, `code="403"`) {
+			t.Errorf("refused API requests: %s", l)
+		}
+	}
+
+	// 3. upgrade: the ConfigMap changes, vmdrain applies it without a restart
+	helm(t, b, append([]string{"upgrade", chartRelease, chart, "-n", chartNS,
+		"--set", "config.migrations.parallelMigrationsPerCluster=3"}, sets...)...)
+	cm, err := b.Kube.CoreV1().ConfigMaps(chartNS).Get(ctx, chartConfig, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cm.Data["migrations"], "parallelMigrationsPerCluster: 3\n") {
+		t.Errorf("the upgrade did not change the ConfigMap:\n%s", cm.Data["migrations"])
+	}
+	waitLog(t, p.log, 30*time.Second, "configuration applied", "parallelMigrationsPerCluster=3")
+	select {
+	case err := <-p.done:
+		t.Fatalf("vmdrain exited during the upgrade: %v", err)
+	default:
+	}
+	secret2, err := b.Kube.CoreV1().Secrets(chartNS).Get(ctx, chartSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(secret2.Data["tls.crt"]) != string(secret.Data["tls.crt"]) || string(secret2.Data["ca.crt"]) != string(secret.Data["ca.crt"]) {
+		t.Error("the upgrade replaced the serving pair; it should be kept")
+	}
+	vwc2, err := b.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, chartRelease, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(vwc2.Webhooks[0].ClientConfig.CABundle) != string(secret.Data["ca.crt"]) {
+		t.Error("after the upgrade the caBundle is not the kept CA")
+	}
+	if lines := forbiddenLines(t, p.log); len(lines) > 0 {
+		t.Errorf("vmdrain was refused requests after the upgrade:\n%s", strings.Join(lines, "\n"))
+	}
+
+	// 4. uninstall: no webhook configuration stays behind
+	if err := p.terminate(15 * time.Second); err != nil {
+		t.Errorf("SIGTERM: %v", err)
+	}
+	helm(t, b, "uninstall", chartRelease, "-n", chartNS, "--wait")
+	if left := chartWebhooks(t, b); len(left) > 0 {
+		t.Errorf("uninstall left webhook configurations: %v", left)
+	}
+	if _, err := b.Kube.RbacV1().ClusterRoles().Get(ctx, chartRelease, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("uninstall left the ClusterRole (err %v)", err)
+	}
+}
