@@ -27,7 +27,7 @@ const (
 	chartSA      = "vmdrain"
 	chartConfig  = "vmdrain-config"
 	chartSecret  = "vmdrain-tls"
-	chartPolicy   = "vmdrain-evacuation"
+	chartPolicy  = "vmdrain-evacuation"
 )
 
 // chartDir is charts/vmdrain of this checkout.
