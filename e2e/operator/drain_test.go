@@ -120,17 +120,30 @@ func TestTaintDrainMixedStrategies(t *testing.T) {
 	if got := eventReasons(t, b, ns, "lm-rwo"); got["VMIBlocked"] == 0 {
 		t.Errorf("no VMIBlocked event on the blocked VMI: %v", got)
 	}
-	var ours int
+	// one success per VMI that had to leave; a failed attempt (the
+	// simulator enforces KubeVirt's own timeouts, which a loaded machine can
+	// trip) is retried under a new name, never duplicated
+	succeeded := map[string]int{}
+	var ours []string
 	for _, m := range migrations(t, b, ns) {
-		if m.Labels["vmdrain.io/managed-by"] == "vmdrain" {
-			ours++
-			if m.Labels["vmdrain.io/node"] != n[0] || m.Annotations["kubevirt.io/evacuationMigration"] != n[0] {
-				t.Errorf("migration %s lacks the contract labels: %v %v", m.Name, m.Labels, m.Annotations)
-			}
+		if m.Labels["vmdrain.io/managed-by"] != "vmdrain" {
+			continue
+		}
+		ours = append(ours, m.Name+":"+m.Status.Phase)
+		if m.Labels["vmdrain.io/node"] != n[0] || m.Annotations["kubevirt.io/evacuationMigration"] != n[0] {
+			t.Errorf("migration %s lacks the contract labels: %v %v", m.Name, m.Labels, m.Annotations)
+		}
+		if m.Status.Phase == "Succeeded" {
+			succeeded[m.Spec.VMIName]++
 		}
 	}
-	if ours != 3 {
-		t.Errorf("%d migrations created, want 3", ours)
+	for _, name := range []string{"lm-1", "lm-2", "lm-3"} {
+		if succeeded[name] != 1 {
+			t.Errorf("%s: %d successful migrations, want 1 (all of vmdrain's: %v)", name, succeeded[name], ours)
+		}
+	}
+	if len(succeeded) != 3 {
+		t.Errorf("successful migrations for %d VMIs, want 3: %v", len(succeeded), ours)
 	}
 
 	kubectl(t, b, "taint", "nodes", n[0], taint+"-")

@@ -596,7 +596,7 @@ Test(http, a_watch_outlives_the_total_timeout_while_data_flows)
     for (int i = 0; i < 8; i++)
         testserver_chunk(rt, "x", 1, 100);
     outcome_t o = {0};
-    start((kube_req_opts_t){.path = "/w", .watch = true, .idle_timeout = 0.6, .timeout = 0.2}, &o,
+    start((kube_req_opts_t){.path = "/w", .watch = true, .idle_timeout = 3, .timeout = 0.2}, &o,
           true);
     cr_assert(run_until(&o.done, 10));
     cr_expect_null(o.error, "%s", o.error);
