@@ -311,3 +311,32 @@ func TestConfigEditTakesEffect(t *testing.T) {
 		t.Errorf("SIGTERM: %v (want exit 0)", err)
 	}
 }
+
+// TestSecondDrainOfTheSameVM: a VM vmdrain migrated once (its migration is
+// kept) is drained again from its new node with the next attempt number.
+func TestSecondDrainOfTheSameVM(t *testing.T) {
+	b := bed.OpenT(t)
+	ns := b.Namespace(t)
+	n := nodes(t, b, uniq("two"), 3)
+	setConfig(t, b, "LiveMigration", "")
+	vm(t, b, sim.VM{Namespace: ns, Name: "a", Node: n[0], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
+	startVmdrain(t, b)
+	kubectl(t, b, "taint", "nodes", n[0], taint+"=x:NoSchedule")
+	waitNode(t, b, n[0], time.Minute, "state Drained", stateIs("Drained"))
+	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
+	waitNode(t, b, n[0], time.Minute, "state Completed", stateIs("Completed"))
+	second := vmiNode(t, b, ns, "a")
+	kubectl(t, b, "taint", "nodes", second, taint+"=x:NoSchedule")
+	waitNode(t, b, second, time.Minute, "state Drained", stateIs("Drained"))
+	if where := vmiNode(t, b, ns, "a"); where == second {
+		t.Errorf("the VM did not leave %s on the second drain", second)
+	}
+	var names []string
+	for _, m := range migrations(t, b, ns) {
+		names = append(names, m.Name+":"+m.Status.Phase)
+	}
+	if len(names) != 2 || !strings.HasSuffix(strings.SplitN(names[0], ":", 2)[0], "-1") && !strings.HasSuffix(strings.SplitN(names[1], ":", 2)[0], "-1") {
+		t.Errorf("migrations %v, want attempts -1 and -2", names)
+	}
+	kubectl(t, b, "taint", "nodes", second, taint+"-")
+}

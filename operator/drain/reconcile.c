@@ -155,16 +155,15 @@ static int aborted_of(const kube_vmi_t *vmi, const char *node, vd_time_t started
     for (const char *p = rec; p && *p;) {
         size_t len = strcspn(p, ",");
         const char *at = memchr(p, '@', len);
+        const char *dash = at;
+        while (dash && dash > p && dash[-1] != '-')
+            dash--;
+        if (dash && atoi(dash) > *last_attempt)
+            *last_attempt = atoi(dash); /* any node: names are per VMI */
         if (len > nlen + 1 && at && strncmp(p, node, nlen) == 0 && p[nlen] == '/') {
             int64_t t = strtoll(at + 1, NULL, 10);
-            const char *dash = at;
-            while (dash > p && dash[-1] != '-')
-                dash--;
-            int a = atoi(dash);
             if (t >= started.sec) {
                 n++;
-                if (a > *last_attempt)
-                    *last_attempt = a;
                 if (t > last_failure->sec)
                     *last_failure = (vd_time_t){t, 0};
             }
@@ -221,12 +220,15 @@ static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
             if (!came_here)
                 h->finishing = true;
         }
-        if (!is_ours(m) || !label_is(&m->obj, DRAIN_LABEL_VMI_UID, vmi->obj.uid) ||
-            !label_is(&m->obj, DRAIN_LABEL_NODE, node))
+        if (!is_ours(m) || !label_is(&m->obj, DRAIN_LABEL_VMI_UID, vmi->obj.uid))
             continue;
+        /* attempt numbers go on across drains: an earlier drain's migration
+         * of this VMI (kept by KubeVirt) still holds its name */
         int a = attempt_of(m);
         if (a > h->last_attempt)
             h->last_attempt = a;
+        if (!label_is(&m->obj, DRAIN_LABEL_NODE, node))
+            continue;
         if (m->phase == KUBE_MIGRATION_FAILED && !aborted_has(vmi, m)) {
             h->failures++;
             vd_time_t t = m->phase_changed.sec ? m->phase_changed : m->obj.created;

@@ -537,7 +537,8 @@ Test(reconcile, aborted_attempts_count_after_their_objects_are_gone)
     drain_plan_free(&p);
     p = run(&cfg, "2026-01-02T00:02:41Z", node(true, true, draining_ann), vmis, 1, migs, 1);
     cr_assert_eq(p.n_candidates, 1);
-    cr_expect_eq(p.candidates[0].attempt, 3);
+    /* numbered after every attempt of the VMI, the other node's 7 included */
+    cr_expect_eq(p.candidates[0].attempt, 8);
     drain_plan_free(&p);
     cfg.max_migration_attempts = 2;
     p = run(&cfg, "2026-01-02T00:09:00Z", node(true, true, draining_ann), vmis, 1, migs, 1);
@@ -619,5 +620,27 @@ Test(reconcile, an_abort_is_recorded_once)
         run(&cfg, "2026-01-02T00:00:30Z", node(true, true, draining_ann), vmis, 1, migs, 1);
     cr_assert_eq(p.n_deletes, 1);
     cr_expect_str_eq(p.deletes[0].record, "n1/vmdrain-aaaaaaaa-1@1767312010");
+    drain_plan_free(&p);
+}
+
+Test(reconcile, a_vmi_drained_before_gets_the_next_attempt_number)
+{
+    drain_config_t cfg = config();
+    /* an earlier drain of another node moved this VMI with attempt 1; the
+     * object is kept, so this drain must not reuse its name */
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    char j[1024];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"vmdrain-aaaaaaaa-1\",\"namespace\":\"default\",\"uid\":"
+             "\"m-old\",\"resourceVersion\":\"3\",\"creationTimestamp\":\"2025-12-01T00:00:00Z\","
+             "\"labels\":{\"vmdrain.io/managed-by\":\"vmdrain\",\"vmdrain.io/node\":\"other\","
+             "\"vmdrain.io/vmi-uid\":\"aaaaaaaa-1\"}},\"spec\":{\"vmiName\":\"a\"},"
+             "\"status\":{\"phase\":\"Succeeded\"}}");
+    const kube_migration_t *migs[] = {
+        kube_obj_as_migration(keep(from_json(KUBE_KIND_MIGRATION, j)))};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, false, ""), vmis, 1, migs, 1);
+    cr_assert_eq(p.n_candidates, 1);
+    cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-2");
+    cr_expect_eq(p.migrating, 0, "an old success is not a migration in progress");
     drain_plan_free(&p);
 }
