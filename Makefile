@@ -127,6 +127,11 @@ testbed-up: testbed
 testbed-down:
 	bash e2e/bed.sh down
 
+# --- the container image (Containerfile) ----------------------------------------
+.PHONY: image
+image:
+	bash scripts/image.sh
+
 # --- the demo: a local control plane, vmdrain, a live drain -------------------------
 .PHONY: demo demo-down
 demo: bin/vmdrain
