@@ -47,39 +47,6 @@ func helm(t *testing.T, b *bed.Bed, args ...string) string {
 	return out
 }
 
-// startVmdrainWith runs `vmdrain run` with the given kubeconfig (the
-// chart's service account), logging to a file that is printed when the
-// test fails.
-func startVmdrainWith(t *testing.T, kubeconfig string, args ...string) *proc {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "vmdrain.log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := append([]string{"--kubeconfig", kubeconfig, "--log-level", "debug", "run",
-		"--config", chartNS + "/" + chartConfig}, args...)
-	cmd := exec.Command(vmdrainBin(t), all...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{t: t, cmd: cmd, log: logPath, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); f.Close() }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			lines := strings.Split(string(data), "\n")
-			if len(lines) > 300 {
-				lines = lines[len(lines)-300:]
-			}
-			t.Logf("vmdrain log (last lines):\n%s", strings.Join(lines, "\n"))
-		}
-	})
-	return p
-}
-
 // forbiddenLines returns the log lines that report a request the API server
 // refused for want of permission.
 func forbiddenLines(t *testing.T, logPath string) []string {
@@ -236,7 +203,7 @@ func TestChartInstallAndRBAC(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startVmdrainWith(t, tokenKubeconfig(t, b, tokenFile), "--tls-cert", certFile, "--tls-key", keyFile,
+	p := startVmdrainAs(t, tokenKubeconfig(t, b, tokenFile), chartNS+"/"+chartConfig, "--tls-cert", certFile, "--tls-key", keyFile,
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport))
 	err = bed.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
 		out, err := exec.CommandContext(ctx, "curl", "-s", fmt.Sprintf("http://127.0.0.1:%d/readyz", mport)).Output()

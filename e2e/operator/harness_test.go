@@ -53,17 +53,24 @@ type proc struct {
 	done chan error
 }
 
-// startVmdrain runs `vmdrain run` against the bed, logging to a file that is
-// printed when the test fails.
+// startVmdrain runs `vmdrain run` against the bed with the admin kubeconfig
+// and the tests' configuration ConfigMap.
 func startVmdrain(t testing.TB, b *bed.Bed, extra ...string) *proc {
+	t.Helper()
+	return startVmdrainAs(t, b.Kubeconfig, cfgNS+"/"+cfgName, extra...)
+}
+
+// startVmdrainAs runs `vmdrain run --config config` with kubeconfig,
+// logging to a file whose tail is printed when the test fails.
+func startVmdrainAs(t testing.TB, kubeconfig, config string, extra ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "vmdrain.log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"--kubeconfig", b.Kubeconfig, "--log-level", "debug", "run",
-		"--config", cfgNS + "/" + cfgName}, extra...)
+	args := append([]string{"--kubeconfig", kubeconfig, "--log-level", "debug", "run",
+		"--config", config}, extra...)
 	cmd := exec.Command(vmdrainBin(t), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
