@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make demo: a local control plane (the test bed), vmdrain running against
-# it, 4 nodes and 12 simulated VMs, then one node drained live.
+# make demo: a local control plane (the test bed), vmdrain installed with its
+# Helm chart and running against it, 4 nodes and 12 simulated VMs, then one
+# node drained by taint and another by kubectl drain, live.
 #
 #   scripts/demo.sh up     run the demo; leaves the cluster and vmdrain running
 #   scripts/demo.sh down   stop vmdrain and the bed
@@ -12,6 +13,9 @@ export VMDRAIN_BED=${VMDRAIN_BED:-demo}
 export VMDRAIN_SIM_TIME_SCALE=${VMDRAIN_SIM_TIME_SCALE:-0.05}
 root=$PWD
 dir=$(bash e2e/bed.sh dir)
+# vmdrain's webhook and metrics listeners on this host
+wport=${VMDRAIN_DEMO_WEBHOOK_PORT:-18443}
+mport=${VMDRAIN_DEMO_METRICS_PORT:-18080}
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -45,38 +49,67 @@ show() {
 
 up() {
     say "building vmdrain and the test bed (cached after the first run)"
-    make -s bin/vmdrain
+    make -s deps bin/vmdrain
     bash e2e/bed.sh build >/dev/null
     [[ -f $dir/env ]] || bash e2e/bed.sh up >/dev/null
     # shellcheck disable=SC1091
     . "$dir/env"
     kubectl version 2>/dev/null | sed 's/^/  /'
 
-    say "configuration: the seed's kubevirt-config format"
-    kubectl create namespace vmdrain-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-    kubectl apply -f - <<'YAML'
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: vmdrain-config
-  namespace: vmdrain-system
-data:
-  feature-gates: "DataVolumes,LiveMigration"
-  migrations: |-
-    parallelMigrationsPerCluster: 5
-    parallelOutboundMigrationsPerNode: 2
-    bandwidthPerMigration: 64Mi
-    completionTimeoutPerGiB: 800
-    progressTimeout: 150
-YAML
+    say "helm install vmdrain charts/vmdrain"
+    # No pod of vmdrain can run on kwok's simulated nodes, so replicas is 0
+    # and vmdrain runs here as a host process, with the chart's service
+    # account token and serving pair, behind the chart's webhook
+    # configuration, which calls it at webhook.url.
+    helm upgrade --install vmdrain charts/vmdrain -n vmdrain-system --create-namespace \
+        --set replicas=0 --set webhook.url="https://127.0.0.1:$wport/validate-eviction" \
+        --set 'webhook.extraSANs={127.0.0.1}' --set-string 'config.featureGates=DataVolumes\,LiveMigration' |
+        sed -n '1,/^NOTES/p' | grep -v '^NOTES' | sed 's/^/  /'
+    kubectl -n vmdrain-system get configmap vmdrain-config -o jsonpath='{.data.migrations}' | sed 's/^/  /'
+    echo
 
-    say "starting vmdrain"
+    say "starting vmdrain as system:serviceaccount:vmdrain-system:vmdrain"
+    mkdir -p "$dir/vmdrain"
+    kubectl -n vmdrain-system create token vmdrain --duration=24h >"$dir/vmdrain/token"
+    kubectl -n vmdrain-system get secret vmdrain-tls -o 'jsonpath={.data.tls\.crt}' | base64 -d >"$dir/vmdrain/tls.crt"
+    kubectl -n vmdrain-system get secret vmdrain-tls -o 'jsonpath={.data.tls\.key}' | base64 -d >"$dir/vmdrain/tls.key"
+    chmod 600 "$dir/vmdrain/"*
+    cat >"$dir/vmdrain/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+current-context: vmdrain
+clusters:
+- name: demo
+  cluster:
+    server: $(kubectl config view --minify -o 'jsonpath={.clusters[0].cluster.server}')
+    certificate-authority-data: $(kubectl config view --raw --minify -o 'jsonpath={.clusters[0].cluster.certificate-authority-data}')
+users:
+- name: vmdrain
+  user:
+    tokenFile: $dir/vmdrain/token
+contexts:
+- name: vmdrain
+  context: {cluster: demo, user: vmdrain}
+EOF
     if [[ ! -f $dir/vmdrain.pid ]] || ! kill -0 "$(cat "$dir/vmdrain.pid")" 2>/dev/null; then
-        setsid "$root/bin/vmdrain" --kubeconfig "$KUBECONFIG" run --config vmdrain-system/vmdrain-config \
+        setsid "$root/bin/vmdrain" --kubeconfig "$dir/vmdrain/kubeconfig" run --config vmdrain-system/vmdrain-config \
+            --tls-cert "$dir/vmdrain/tls.crt" --tls-key "$dir/vmdrain/tls.key" \
+            --listen "127.0.0.1:$wport" --metrics-listen "127.0.0.1:$mport" \
             >"$dir/logs/vmdrain.log" 2>&1 </dev/null &
         echo $! >"$dir/vmdrain.pid"
     fi
-    echo "  pid $(cat "$dir/vmdrain.pid"), log $dir/logs/vmdrain.log"
+    local i
+    for ((i = 0; i < 30; i++)); do
+        [[ $(curl -s -m 2 "http://127.0.0.1:$mport/readyz") == ok ]] && break
+        kill -0 "$(cat "$dir/vmdrain.pid")" 2>/dev/null || {
+            tail -n 20 "$dir/logs/vmdrain.log" >&2
+            echo "demo: vmdrain exited (log $dir/logs/vmdrain.log)" >&2
+            exit 1
+        }
+        sleep 1
+    done
+    echo "  pid $(cat "$dir/vmdrain.pid"), ready; webhook https://127.0.0.1:$wport, metrics http://127.0.0.1:$mport/metrics"
+    echo "  log $dir/logs/vmdrain.log"
 
     say "4 nodes (kwok) and 12 VMs (KubeVirt simulator)"
     for i in 1 2 3 4; do
@@ -112,7 +145,7 @@ YAML
 
     say "kubectl taint nodes worker-1 kubevirt.io/drain=draining:NoSchedule"
     kubectl taint nodes worker-1 kubevirt.io/drain=draining:NoSchedule --overwrite >/dev/null
-    local state="" i
+    local state=""
     for ((i = 0; i < 240; i++)); do
         show worker-1
         kubectl get vmim -n demo -l vmdrain.io/node=worker-1 --no-headers 2>/dev/null \
@@ -138,6 +171,14 @@ YAML
     done
     show worker-1
     kubectl get nodes
+
+    say "kubectl drain worker-2   (the eviction webhook turns each eviction into a migration)"
+    kubectl drain worker-2 --pod-selector=kubevirt.io=virt-launcher --delete-emptydir-data \
+        --ignore-daemonsets --force --timeout=180s 2>&1 | sed 's/^/  /'
+    show worker-2
+    kubectl get vmi -n demo -o wide
+    say "kubectl uncordon worker-2   (kubectl cordoned it; vmdrain leaves that cordon to the admin)"
+    kubectl uncordon worker-2 | sed 's/^/  /'
 
     say "the cluster keeps running"
     echo "  export KUBECONFIG=$KUBECONFIG"

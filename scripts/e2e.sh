@@ -7,6 +7,13 @@ export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local
 root=$PWD
 
 bash e2e/bed.sh build >&2
+# the image TestChartImageInCluster runs with docker, built from this checkout
+if docker info >/dev/null 2>&1; then
+    VMDRAIN_IMAGE=$(bash scripts/image.sh | tail -1)
+    export VMDRAIN_IMAGE
+else
+    echo "e2e: no usable docker engine: the image is not built and its test is skipped" >&2
+fi
 VMDRAIN_BED=smoke-$$ bash e2e/bed.sh smoke
 
 export VMDRAIN_BED=operator-$$

@@ -21,5 +21,5 @@ if ! docker image inspect debian:bookworm >/dev/null 2>&1; then
     tar -C "$rootfs" -c . | docker import - debian:bookworm >/dev/null
 fi
 docker image inspect debian:bookworm-slim >/dev/null 2>&1 || docker tag debian:bookworm debian:bookworm-slim
-docker build -f Containerfile -t "$tag" .
+docker build -f Containerfile -t "$tag" . >&2
 echo "$tag"

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -105,6 +106,173 @@ func chartWebhooks(t *testing.T, b *bed.Bed) []string {
 	return out
 }
 
+// chartInstall installs the chart with its webhook at url, the serving
+// certificate naming san as well, and no Deployment replica (vmdrain runs
+// outside the cluster here). It checks the webhook configuration and
+// returns the chart's TLS Secret and the --set flags an upgrade repeats.
+// The release is uninstalled when the test ends, pass or fail.
+func chartInstall(t *testing.T, b *bed.Bed, url, san string) (*corev1.Secret, []string) {
+	t.Helper()
+	ctx := context.Background()
+	// Other tests keep a hand-made ConfigMap of the same name, which helm
+	// would refuse to adopt; and the MigrationPolicy goes, so vmdrain must
+	// create it with the chart's rights.
+	_ = b.Kube.CoreV1().ConfigMaps(chartNS).Delete(ctx, chartConfig, metav1.DeleteOptions{})
+	err := b.Dynamic.Resource(kubevirt.PolicyResource).Delete(ctx, chartPolicy, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	sets := []string{"--set", "webhook.url=" + url, "--set", "webhook.extraSANs={" + san + "}", "--set", "replicas=0"}
+	t.Cleanup(func() {
+		// the webhook must not outlive the test, pass or fail
+		uctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if out, err := b.Run(uctx, "helm", "uninstall", chartRelease, "-n", chartNS, "--ignore-not-found", "--wait"); err != nil {
+			t.Errorf("cleanup: %v\n%s", err, out)
+		}
+	})
+	helm(t, b, append([]string{"install", chartRelease, chartDir(), "-n", chartNS, "--create-namespace"}, sets...)...)
+
+	secret, err := b.Kube.CoreV1().Secrets(chartNS).Get(ctx, chartSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vwc, err := b.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, chartRelease, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := vwc.Webhooks[0].ClientConfig
+	if cc.URL == nil || *cc.URL != url || cc.Service != nil {
+		t.Errorf("webhook clientConfig %+v, want url %s", cc, url)
+	}
+	if string(cc.CABundle) != string(secret.Data["ca.crt"]) || len(cc.CABundle) == 0 {
+		t.Error("the webhook's caBundle is not the Secret's ca.crt")
+	}
+	return secret, sets
+}
+
+// chartToken returns a fresh token of the chart's service account.
+func chartToken(t *testing.T, b *bed.Bed) string {
+	t.Helper()
+	expiry := int64(7200)
+	tr, err := b.Kube.CoreV1().ServiceAccounts(chartNS).CreateToken(context.Background(), chartSA,
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
+}
+
+// writeFiles writes name → content into dir with the given mode.
+func writeFiles(t *testing.T, dir string, mode os.FileMode, files map[string][]byte) {
+	t.Helper()
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitReady waits for vmdrain's /readyz at metrics (host:port).
+func waitReady(t *testing.T, metrics string, timeout time.Duration) {
+	t.Helper()
+	err := bed.Eventually(context.Background(), timeout, func(ctx context.Context) (bool, error) {
+		out, err := exec.CommandContext(ctx, "curl", "-s", "-m", "2", "http://"+metrics+"/readyz").Output()
+		return err == nil && strings.TrimSpace(string(out)) == "ok", nil
+	})
+	if err != nil {
+		t.Fatalf("vmdrain at %s never became ready", metrics)
+	}
+}
+
+// chartDrains does, on three fresh nodes, a taint drain of two VMs from
+// node 0 and a kubectl drain of two others from node 1 through the chart's
+// webhook configuration; node 2 and any other schedulable node take them.
+// Node 1 is cordoned first so no VMI is drained twice.
+func chartDrains(t *testing.T, b *bed.Bed, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	ns := b.Namespace(t)
+	n := nodes(t, b, uniq(prefix), 3)
+	kubectl(t, b, "cordon", n[1])
+	for i := 0; i < 2; i++ {
+		vm(t, b, sim.VM{Namespace: ns, Name: fmt.Sprintf("lm-%d", i), Node: n[0], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
+		vm(t, b, sim.VM{Namespace: ns, Name: fmt.Sprintf("kd-%d", i), Node: n[1], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
+	}
+	kubectl(t, b, "taint", "nodes", n[0], taint+"=draining:NoSchedule")
+	waitNode(t, b, n[0], 2*time.Minute, "state Drained", stateIs("Drained"))
+	for i := 0; i < 2; i++ {
+		if where := vmiNode(t, b, ns, fmt.Sprintf("lm-%d", i)); where == n[0] || where == n[1] {
+			t.Errorf("lm-%d runs on %s after the taint drain of %s", i, where, n[0])
+		}
+	}
+	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
+	final := waitNode(t, b, n[0], time.Minute, "state Completed", stateIs("Completed"))
+	if final.Spec.Unschedulable {
+		t.Error("vmdrain did not uncordon the node after the taint drain")
+	}
+
+	out, err := drainCmd(t, b, n[1], "--timeout=180s")
+	if err != nil {
+		t.Fatalf("kubectl drain through the chart's webhook failed: %v\n%s", err, out)
+	}
+	byNode := map[string]int{}
+	for _, m := range migrations(t, b, ns) {
+		byNode[m.Labels["vmdrain.io/node"]]++
+	}
+	if byNode[n[0]] != 2 || byNode[n[1]] != 2 {
+		t.Errorf("migrations by source node %v, want 2 from %s and 2 from %s", byNode, n[0], n[1])
+	}
+	for i := 0; i < 2; i++ {
+		if where := vmiNode(t, b, ns, fmt.Sprintf("kd-%d", i)); where == n[1] {
+			t.Errorf("kd-%d is still on %s after kubectl drain", i, n[1])
+		}
+	}
+	if ev := eventReasons(t, b, ns, "kd-0"); ev["EvictionIntercepted"] == 0 || ev["MigrationSucceeded"] == 0 {
+		t.Errorf("events on kd-0: %v, want EvictionIntercepted and MigrationSucceeded", ev)
+	}
+	if _, err := b.Dynamic.Resource(kubevirt.PolicyResource).Get(ctx, chartPolicy, metav1.GetOptions{}); err != nil {
+		t.Errorf("MigrationPolicy %s was not created with the chart's rights: %v", chartPolicy, err)
+	}
+}
+
+// checkNotRefused fails the test for every request the API server refused
+// vmdrain for want of permission: 403 lines in its log, and
+// vmdrain_api_requests_total with code 403 at metrics (host:port).
+func checkNotRefused(t *testing.T, logPath, metrics string) {
+	t.Helper()
+	time.Sleep(1500 * time.Millisecond) // coalesced writes and events land
+	if lines := forbiddenLines(t, logPath); len(lines) > 0 {
+		t.Errorf("vmdrain was refused requests with the chart's service account:\n%s", strings.Join(lines, "\n"))
+	}
+	out, err := exec.Command("curl", "-s", "-m", "5", "http://"+metrics+"/metrics").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "vmdrain_api_requests_total{") {
+		t.Error("no vmdrain_api_requests_total in /metrics")
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "vmdrain_api_requests_total{") && strings.Contains(l, `code="403"`) {
+			t.Errorf("refused API requests: %s", l)
+		}
+	}
+}
+
+// chartUninstall uninstalls the release and checks nothing cluster-wide
+// stays behind: a stale failing webhook would block every eviction.
+func chartUninstall(t *testing.T, b *bed.Bed) {
+	t.Helper()
+	helm(t, b, "uninstall", chartRelease, "-n", chartNS, "--wait")
+	if left := chartWebhooks(t, b); len(left) > 0 {
+		t.Errorf("uninstall left webhook configurations: %v", left)
+	}
+	_, err := b.Kube.RbacV1().ClusterRoles().Get(context.Background(), chartRelease, metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("uninstall left the ClusterRole (err %v)", err)
+	}
+}
+
 // TestChartInstallAndRBAC: the chart lints and the API server accepts what
 // it renders; vmdrain running with the chart's service account, serving
 // pair and ConfigMap, behind the chart's webhook configuration, does a taint
@@ -147,137 +315,21 @@ func TestChartInstallAndRBAC(t *testing.T) {
 		}
 	}
 
-	// 2. install. Other tests keep a hand-made ConfigMap of the same name,
-	// which helm would refuse to adopt; and the MigrationPolicy goes, so
-	// vmdrain must create it with the chart's rights.
-	_ = b.Kube.CoreV1().ConfigMaps(chartNS).Delete(ctx, chartConfig, metav1.DeleteOptions{})
-	err := b.Dynamic.Resource(kubevirt.PolicyResource).Delete(ctx, chartPolicy, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
-	}
+	// 2. install, and (a) vmdrain as a host process with the chart's
+	// service account token and serving pair, and nothing else
 	port, mport := freePort(t), freePort(t)
-	url := fmt.Sprintf("https://127.0.0.1:%d/validate-eviction", port)
-	sets := []string{"--set", "webhook.url=" + url, "--set", "webhook.extraSANs={127.0.0.1}", "--set", "replicas=0"}
-	t.Cleanup(func() {
-		// the webhook must not outlive the test, pass or fail
-		uctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if out, err := b.Run(uctx, "helm", "uninstall", chartRelease, "-n", chartNS, "--ignore-not-found", "--wait"); err != nil {
-			t.Errorf("cleanup: %v\n%s", err, out)
-		}
-	})
-	helm(t, b, append([]string{"install", chartRelease, chart, "-n", chartNS, "--create-namespace"}, sets...)...)
-
-	secret, err := b.Kube.CoreV1().Secrets(chartNS).Get(ctx, chartSecret, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vwc, err := b.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, chartRelease, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := vwc.Webhooks[0].ClientConfig
-	if cc.URL == nil || *cc.URL != url || cc.Service != nil {
-		t.Errorf("webhook clientConfig %+v, want url %s", cc, url)
-	}
-	if string(cc.CABundle) != string(secret.Data["ca.crt"]) || len(cc.CABundle) == 0 {
-		t.Error("the webhook's caBundle is not the Secret's ca.crt")
-	}
+	secret, sets := chartInstall(t, b, fmt.Sprintf("https://127.0.0.1:%d/validate-eviction", port), "127.0.0.1")
 	dir := t.TempDir()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	if err := os.WriteFile(certFile, secret.Data["tls.crt"], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, secret.Data["tls.key"], 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	// (a) vmdrain with the chart's service account and nothing else
-	expiry := int64(7200)
-	tr, err := b.Kube.CoreV1().ServiceAccounts(chartNS).CreateToken(ctx, chartSA,
-		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokenFile := filepath.Join(dir, "token")
-	if err := os.WriteFile(tokenFile, []byte(tr.Status.Token), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := startVmdrainAs(t, tokenKubeconfig(t, b, tokenFile), chartNS+"/"+chartConfig, "--tls-cert", certFile, "--tls-key", keyFile,
-		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport))
-	err = bed.Eventually(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
-		out, err := exec.CommandContext(ctx, "curl", "-s", fmt.Sprintf("http://127.0.0.1:%d/readyz", mport)).Output()
-		return err == nil && strings.TrimSpace(string(out)) == "ok", nil
-	})
-	if err != nil {
-		t.Fatal("vmdrain with the chart's service account never became ready")
-	}
+	writeFiles(t, dir, 0o600, map[string][]byte{"tls.crt": secret.Data["tls.crt"], "tls.key": secret.Data["tls.key"],
+		"token": []byte(chartToken(t, b))})
+	metrics := fmt.Sprintf("127.0.0.1:%d", mport)
+	p := startVmdrainAs(t, tokenKubeconfig(t, b, filepath.Join(dir, "token")), chartNS+"/"+chartConfig,
+		"--tls-cert", filepath.Join(dir, "tls.crt"), "--tls-key", filepath.Join(dir, "tls.key"),
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-listen", metrics)
+	waitReady(t, metrics, 30*time.Second)
 	waitLog(t, p.log, 30*time.Second, "configuration applied", "parallelMigrationsPerCluster=5")
-
-	// Node 0: a taint drain of two VMs; node 1: a kubectl drain of two
-	// others; node 2 and any other schedulable node take them. Node 1 is
-	// cordoned first so no VMI is drained twice.
-	ns := b.Namespace(t)
-	n := nodes(t, b, uniq("chart"), 3)
-	kubectl(t, b, "cordon", n[1])
-	for i := 0; i < 2; i++ {
-		vm(t, b, sim.VM{Namespace: ns, Name: fmt.Sprintf("lm-%d", i), Node: n[0], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
-		vm(t, b, sim.VM{Namespace: ns, Name: fmt.Sprintf("kd-%d", i), Node: n[1], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
-	}
-	kubectl(t, b, "taint", "nodes", n[0], taint+"=draining:NoSchedule")
-	waitNode(t, b, n[0], 2*time.Minute, "state Drained", stateIs("Drained"))
-	for i := 0; i < 2; i++ {
-		if where := vmiNode(t, b, ns, fmt.Sprintf("lm-%d", i)); where == n[0] || where == n[1] {
-			t.Errorf("lm-%d runs on %s after the taint drain of %s", i, where, n[0])
-		}
-	}
-	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
-	final := waitNode(t, b, n[0], time.Minute, "state Completed", stateIs("Completed"))
-	if final.Spec.Unschedulable {
-		t.Error("vmdrain did not uncordon the node after the taint drain")
-	}
-
-	// kubectl drain of node 1 through the chart's webhook configuration
-	out, err = drainCmd(t, b, n[1], "--timeout=180s")
-	if err != nil {
-		t.Fatalf("kubectl drain through the chart's webhook failed: %v\n%s", err, out)
-	}
-	byNode := map[string]int{}
-	for _, m := range migrations(t, b, ns) {
-		byNode[m.Labels["vmdrain.io/node"]]++
-	}
-	if byNode[n[0]] != 2 || byNode[n[1]] != 2 {
-		t.Errorf("migrations by source node %v, want 2 from %s and 2 from %s", byNode, n[0], n[1])
-	}
-	for i := 0; i < 2; i++ {
-		if where := vmiNode(t, b, ns, fmt.Sprintf("kd-%d", i)); where == n[1] {
-			t.Errorf("kd-%d is still on %s after kubectl drain", i, n[1])
-		}
-	}
-	if ev := eventReasons(t, b, ns, "kd-0"); ev["EvictionIntercepted"] == 0 || ev["MigrationSucceeded"] == 0 {
-		t.Errorf("events on kd-0: %v, want EvictionIntercepted and MigrationSucceeded", ev)
-	}
-	if _, err := b.Dynamic.Resource(kubevirt.PolicyResource).Get(ctx, chartPolicy, metav1.GetOptions{}); err != nil {
-		t.Errorf("MigrationPolicy %s was not created with the chart's rights: %v", chartPolicy, err)
-	}
-	// every RBAC rule the chart forgot shows as a 403 in the log and in
-	// vmdrain_api_requests_total
-	time.Sleep(1500 * time.Millisecond) // coalesced writes and events land
-	if lines := forbiddenLines(t, p.log); len(lines) > 0 {
-		t.Errorf("vmdrain was refused requests with the chart's service account:\n%s", strings.Join(lines, "\n"))
-	}
-	metrics, err := exec.Command("curl", "-s", fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(metrics), "vmdrain_api_requests_total{") {
-		t.Error("no vmdrain_api_requests_total in /metrics")
-	}
-	for _, l := range strings.Split(string(metrics), "\n") {
-		if strings.HasPrefix(l, "vmdrain_api_requests_total{") && strings.Contains(l, `code="403"`) {
-			t.Errorf("refused API requests: %s", l)
-		}
-	}
+	chartDrains(t, b, "chart")
+	checkNotRefused(t, p.log, metrics)
 
 	// 3. upgrade: the ConfigMap changes, vmdrain applies it without a restart
 	helm(t, b, append([]string{"upgrade", chartRelease, chart, "-n", chartNS,
@@ -317,11 +369,5 @@ func TestChartInstallAndRBAC(t *testing.T) {
 	if err := p.terminate(15 * time.Second); err != nil {
 		t.Errorf("SIGTERM: %v", err)
 	}
-	helm(t, b, "uninstall", chartRelease, "-n", chartNS, "--wait")
-	if left := chartWebhooks(t, b); len(left) > 0 {
-		t.Errorf("uninstall left webhook configurations: %v", left)
-	}
-	if _, err := b.Kube.RbacV1().ClusterRoles().Get(ctx, chartRelease, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("uninstall left the ClusterRole (err %v)", err)
-	}
+	chartUninstall(t, b)
 }
