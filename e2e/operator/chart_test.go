@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,7 +190,7 @@ func waitReady(t *testing.T, metrics string, timeout time.Duration) {
 // node 0 and a kubectl drain of two others from node 1 through the chart's
 // webhook configuration; node 2 and any other schedulable node take them.
 // Node 1 is cordoned first so no VMI is drained twice.
-func chartDrains(t *testing.T, b *bed.Bed, prefix string) {
+func chartDrains(t *testing.T, b *bed.Bed, prefix, metrics string) {
 	t.Helper()
 	ctx := context.Background()
 	ns := b.Namespace(t)
@@ -210,6 +211,10 @@ func chartDrains(t *testing.T, b *bed.Bed, prefix string) {
 	final := waitNode(t, b, n[0], time.Minute, "state Completed", stateIs("Completed"))
 	if final.Spec.Unschedulable {
 		t.Error("vmdrain did not uncordon the node after the taint drain")
+	}
+	completed := `vmdrain_drain_nodes{state="completed"}`
+	if v := metricValue(t, metrics, completed); v < 1 {
+		t.Errorf("%s is %v after a completed drain, want at least 1", completed, v)
 	}
 
 	out, err := drainCmd(t, b, n[1], "--timeout=180s")
@@ -234,6 +239,26 @@ func chartDrains(t *testing.T, b *bed.Bed, prefix string) {
 	if _, err := b.Dynamic.Resource(kubevirt.PolicyResource).Get(ctx, chartPolicy, metav1.GetOptions{}); err != nil {
 		t.Errorf("MigrationPolicy %s was not created with the chart's rights: %v", chartPolicy, err)
 	}
+}
+
+// metricValue returns the value of one series at metrics (host:port), or
+// -1 when vmdrain does not export it.
+func metricValue(t *testing.T, metrics, series string) float64 {
+	t.Helper()
+	out, err := exec.Command("curl", "-s", "-m", "5", "http://"+metrics+"/metrics").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %q is not a number", series, v)
+			}
+			return f
+		}
+	}
+	return -1
 }
 
 // checkNotRefused fails the test for every request the API server refused
@@ -290,7 +315,8 @@ func TestChartInstallAndRBAC(t *testing.T) {
 	mon := helm(t, b, "template", chartRelease, chart, "-n", chartNS, "--set", "certManager.enabled=true",
 		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true")
 	for _, kind := range []string{"kind: ServiceMonitor", "kind: PrometheusRule", "kind: Certificate", "kind: Issuer",
-		"cert-manager.io/inject-ca-from: " + chartNS + "/", "vmdrain_vmis_blocked > 0", `result="failed"`} {
+		"cert-manager.io/inject-ca-from: " + chartNS + "/", `vmdrain_drain_nodes{state="blocked"}`, `vmdrain_drain_nodes{state="failed"}`,
+		`result="failed"`, "vmdrain_drains_in_progress > 0"} {
 		if !strings.Contains(mon, kind) {
 			t.Errorf("the rendering with cert-manager and monitoring lacks %q", kind)
 		}
@@ -328,7 +354,7 @@ func TestChartInstallAndRBAC(t *testing.T) {
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-listen", metrics)
 	waitReady(t, metrics, 30*time.Second)
 	waitLog(t, p.log, 30*time.Second, "configuration applied", "parallelMigrationsPerCluster=5")
-	chartDrains(t, b, "chart")
+	chartDrains(t, b, "chart", metrics)
 	checkNotRefused(t, p.log, metrics)
 
 	// 3. upgrade: the ConfigMap changes, vmdrain applies it without a restart

@@ -195,7 +195,7 @@ func TestChartImageInCluster(t *testing.T) {
 		t.Errorf("the container runs as uid %s, want %d", got, *sc.RunAsUser)
 	}
 
-	chartDrains(t, b, "img")
+	chartDrains(t, b, "img", metrics)
 	checkNotRefused(t, logPath, metrics)
 
 	// SIGTERM, as a kubelet stops the pod: vmdrain ends cleanly.

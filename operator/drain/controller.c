@@ -12,6 +12,7 @@
 #include "web/server.h"
 #include "kube/decode.h"
 
+#include <ctype.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +65,7 @@ struct drain_controller {
     ev_timer ready_timer;
 };
 
-static metrics_gauge_t *g_in_flight, *g_drains, *g_blocked;
+static metrics_gauge_t *g_in_flight, *g_drains, *g_blocked, *g_nodes;
 static metrics_counter_t *c_migrations;
 static metrics_histogram_t *h_migration, *h_drain;
 
@@ -605,14 +606,25 @@ static void apply_candidates(drain_controller_t *c, node_rt_t *r, const drain_vi
 
 static void update_gauges(drain_controller_t *c)
 {
-    int draining = 0, blocked = 0;
+    int by_state[DRAIN_STATE_COMPLETED + 1] = {0}, blocked = 0;
     for (hmap_entry_t *e = hmap_first(&c->rt); e; e = hmap_next(&c->rt, e)) {
         const node_rt_t *r = e->value;
-        draining += r->state == DRAIN_STATE_DRAINING;
+        if (r->state >= 0 && r->state <= DRAIN_STATE_COMPLETED)
+            by_state[r->state]++;
         blocked += r->blocked;
     }
-    metrics_gauge_set(g_drains, draining, NULL);
+    metrics_gauge_set(g_drains, by_state[DRAIN_STATE_DRAINING], NULL);
     metrics_gauge_set(g_blocked, blocked, NULL);
+    for (int s = DRAIN_STATE_DRAINING; s <= DRAIN_STATE_COMPLETED; s++) {
+        char lower[16];
+        const char *name = drain_state_name((drain_state_t)s);
+        size_t i = 0;
+        for (; name[i] && i + 1 < sizeof(lower); i++)
+            lower[i] = (char)tolower((unsigned char)name[i]);
+        lower[i] = '\0';
+        const char *const values[] = {lower};
+        metrics_gauge_set(g_nodes, by_state[s], values);
+    }
 }
 
 static void reconcile(void *ud, const char *name)
@@ -968,7 +980,7 @@ static informer_t *make_informer(drain_controller_t *c, kube_kind_t kind, const 
 drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http,
                                          const drain_controller_opts_t *opts)
 {
-    static const char *const result_label[] = {"result"};
+    static const char *const result_label[] = {"result"}, *const state_label[] = {"state"};
     drain_controller_t *c = calloc(1, sizeof(*c));
     char selector[320];
 
@@ -978,6 +990,9 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
         g_in_flight = metrics_gauge_new(
             "migrations_in_flight", "Migrations in flight in the cluster, all creators.", 0, NULL);
         g_drains = metrics_gauge_new("drains_in_progress", "Nodes in state Draining.", 0, NULL);
+        g_nodes = metrics_gauge_new("drain_nodes",
+                                    "Nodes by drain state (their vmdrain.io/state annotation).", 1,
+                                    state_label);
         g_blocked =
             metrics_gauge_new("vmis_blocked", "VMIs that cannot leave a draining node.", 0, NULL);
         c_migrations = metrics_counter_new(
