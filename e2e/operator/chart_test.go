@@ -212,9 +212,12 @@ func chartDrains(t *testing.T, b *bed.Bed, prefix, metrics string) {
 	if final.Spec.Unschedulable {
 		t.Error("vmdrain did not uncordon the node after the taint drain")
 	}
-	completed := `vmdrain_drain_nodes{state="completed"}`
-	if v := metricValue(t, metrics, completed); v < 1 {
-		t.Errorf("%s is %v after a completed drain, want at least 1", completed, v)
+	for series, least := range map[string]float64{`vmdrain_drain_nodes{state="completed"}`: 1,
+		"vmdrain_drain_duration_seconds_count": 1, "vmdrain_migration_duration_seconds_count": 2,
+		`vmdrain_migrations_total{result="succeeded"}`: 2} {
+		if v := metricValue(t, metrics, series); v < least {
+			t.Errorf("%s is %v after a drain of 2 VMs, want at least %v", series, v, least)
+		}
 	}
 
 	out, err := drainCmd(t, b, n[1], "--timeout=180s")

@@ -997,6 +997,16 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
             metrics_gauge_new("vmis_blocked", "VMIs that cannot leave a draining node.", 0, NULL);
         c_migrations = metrics_counter_new(
             "migrations_total", "Migrations of vmdrain's that ended, by result.", 1, result_label);
+        static const double mig_buckets[] = {5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600};
+        static const double drain_buckets[] = {30,   60,   120,  300,  600,
+                                               1200, 1800, 3600, 7200, 14400};
+        h_migration = metrics_histogram_new(
+            "migration_duration_seconds",
+            "Time from the creation of a migration of vmdrain's to its end, success or failure.",
+            (int)(sizeof(mig_buckets) / sizeof(mig_buckets[0])), mig_buckets, 0, NULL);
+        h_drain = metrics_histogram_new(
+            "drain_duration_seconds", "Time from a drain's start to the state Drained.",
+            (int)(sizeof(drain_buckets) / sizeof(drain_buckets[0])), drain_buckets, 0, NULL);
     }
     c->loop = loop;
     c->http = http;
