@@ -888,6 +888,13 @@ func TestRetryAlwaysFailingVMIEndsFailed(t *testing.T) {
 	if v.Status.NodeName != n[0] || v.Status.Phase != "Running" {
 		t.Errorf("the failing VMI is %s on %s, want Running on %s", v.Status.Phase, v.Status.NodeName, n[0])
 	}
+	// attempts 2 and 3 are retries; the healthy VMI's only attempt is not
+	if ev := eventReasons(t, b, ns, "bad"); ev["MigrationRetry"] != attempts-1 || ev["MigrationFailed"] != attempts {
+		t.Errorf("events on the failing VMI: %v, want %d MigrationRetry and %d MigrationFailed", ev, attempts-1, attempts)
+	}
+	if ev := eventReasons(t, b, ns, "good"); ev["MigrationRetry"] != 0 {
+		t.Errorf("events on the healthy VMI: %v, want no MigrationRetry", ev)
+	}
 }
 
 // getPolicy reads vmdrain's MigrationPolicy (nil when it does not exist).

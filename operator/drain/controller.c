@@ -38,6 +38,7 @@ typedef struct cand {
     char name[64];
     char node[NODE_KEY_MAX];
     int attempt;
+    int failures; /* of this drain, before this attempt */
 } cand_t;
 
 struct drain_controller {
@@ -330,7 +331,8 @@ typedef struct write_ctx {
     char uid[64];
     /* a migration to delete once the VMI's abort record is written */
     char mig_ns[254], mig_name[254];
-    char *body; /* a migration to create once the VMI is labelled */
+    char *body;   /* a migration to create once the VMI is labelled */
+    int failures; /* for a created migration: earlier failed attempts */
 } write_ctx_t;
 
 static write_ctx_t *wctx(drain_controller_t *c, const char *node, const char *key)
@@ -410,6 +412,16 @@ static void on_created(void *ud, const kube_result_t *res)
             kube_event(c->http, n, "Normal", "MigrationCreated", msg);
         if (v)
             kube_event(c->http, v, "Normal", "MigrationCreated", msg);
+        if (w->failures > 0) {
+            snprintf(msg, sizeof(msg),
+                     "Retrying VMI %s leaving node %s after %d failed attempt(s) of %d: "
+                     "migration %s",
+                     w->key, w->node, w->failures, c->cfg.max_migration_attempts, w->uid);
+            if (n)
+                kube_event(c->http, n, "Normal", "MigrationRetry", msg);
+            if (v)
+                kube_event(c->http, v, "Normal", "MigrationRetry", msg);
+        }
     }
     wdone(w);
 }
@@ -580,6 +592,7 @@ static void apply_candidates(drain_controller_t *c, node_rt_t *r, const drain_vi
         snprintf(cd->name, sizeof(cd->name), "%s", d->name);
         snprintf(cd->node, sizeof(cd->node), "%s", node);
         cd->attempt = d->attempt;
+        cd->failures = d->failures;
         planner_candidate_t pc = {
             .key = key,
             .uid = d->vmi->obj.uid,
@@ -946,6 +959,7 @@ static void dispatch(drain_controller_t *c)
             continue;
         }
         snprintf(w->uid, sizeof(w->uid), "%s", cd->name);
+        w->failures = cd->failures;
         char attempt[16];
         snprintf(attempt, sizeof(attempt), "%d", cd->attempt);
         log_info("creating migration", "migration", cd->name, "vmi", picks[i].key, "node", cd->node,

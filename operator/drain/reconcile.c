@@ -275,7 +275,7 @@ static int count_in_transit(const drain_view_t *v, vd_time_t started)
     return n;
 }
 
-static int push_candidate(drain_plan_t *p, const kube_vmi_t *vmi, int attempt)
+static int push_candidate(drain_plan_t *p, const kube_vmi_t *vmi, int attempt, int failures)
 {
     drain_candidate_t *c = realloc(p->candidates, (p->n_candidates + 1) * sizeof(*c));
     if (!c)
@@ -285,6 +285,7 @@ static int push_candidate(drain_plan_t *p, const kube_vmi_t *vmi, int attempt)
     memset(c, 0, sizeof(*c));
     c->vmi = vmi;
     c->attempt = attempt;
+    c->failures = failures;
     c->memory = vmi->guest_memory ? vmi->guest_memory : vmi->memory_request;
     snprintf(c->name, sizeof(c->name), "vmdrain-%.8s-%d", vmi->obj.uid, attempt);
     return 0;
@@ -447,7 +448,7 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
             }
         }
         p->pending++;
-        if (push_candidate(p, vmi, h.last_attempt + 1) < 0)
+        if (push_candidate(p, vmi, h.last_attempt + 1, h.failures) < 0)
             return -1;
     }
     if (dropped)

@@ -83,6 +83,7 @@ typedef struct drain_view {
 typedef struct drain_candidate {
     const kube_vmi_t *vmi;
     int attempt;    /* 1 for the first */
+    int failures;   /* failed attempts of this drain before this one */
     int64_t memory; /* guest memory, else the request, bytes */
     char name[64];  /* the migration's name: vmdrain-<uid8>-<attempt> */
 } drain_candidate_t;

@@ -249,6 +249,7 @@ Test(reconcile, failures_back_off_then_retry_with_the_next_attempt_number)
     p = run(&cfg, "2026-01-02T00:02:41Z", node(true, true, ann), vmis, 1, migs, 2);
     cr_assert_eq(p.n_candidates, 1);
     cr_expect_eq(p.candidates[0].attempt, 3);
+    cr_expect_eq(p.candidates[0].failures, 2, "a retry: MigrationRetry names two failures");
     cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-3");
     drain_plan_free(&p);
 }
@@ -641,6 +642,7 @@ Test(reconcile, a_vmi_drained_before_gets_the_next_attempt_number)
     drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, false, ""), vmis, 1, migs, 1);
     cr_assert_eq(p.n_candidates, 1);
     cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-2");
+    cr_expect_eq(p.candidates[0].failures, 0, "attempt 2 of a new drain is not a retry");
     cr_expect_eq(p.migrating, 0, "an old success is not a migration in progress");
     drain_plan_free(&p);
 }
