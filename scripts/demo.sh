@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local
 export VMDRAIN_BED=${VMDRAIN_BED:-demo}
 # slower simulated time than the tests, so the drain can be watched
-export VMDRAIN_SIM_TIME_SCALE=${VMDRAIN_SIM_TIME_SCALE:-0.05}
+export VMDRAIN_SIM_TIME_SCALE=${VMDRAIN_SIM_TIME_SCALE:-0.1}
 root=$PWD
 dir=$(bash e2e/bed.sh dir)
 # vmdrain's webhook and metrics listeners on this host

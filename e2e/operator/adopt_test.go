@@ -70,12 +70,14 @@ func TestAdoptsKubeVirtsEvacuationMigration(t *testing.T) {
 			t.Errorf("a second migration %s (%s) for the VMI whose migration was adopted", m.Name, m.Status.Phase)
 		}
 	}
-	fm, err := b.Migration(ctx, ns, foreign)
-	if err != nil {
+	// the VMI's move ends the drain; the migration's own Succeeded may
+	// land a moment later
+	w.waitUntil(t, time.Minute, foreign+" Succeeded", func() bool {
+		_, ok := w.seenAt(foreign, kubevirt.PhaseSucceeded)
+		return ok
+	})
+	if _, err := b.Migration(ctx, ns, foreign); err != nil {
 		t.Fatalf("the adopted migration is gone: %v", err)
-	}
-	if fm.Status.Phase != kubevirt.PhaseSucceeded {
-		t.Errorf("the adopted migration ended %q, want Succeeded", fm.Status.Phase)
 	}
 	if _, deleted := w.seenAt(foreign, phaseDeleting); deleted {
 		t.Error("vmdrain deleted the adopted migration")
