@@ -17,7 +17,7 @@ fi
 VMDRAIN_BED=smoke-$$ bash e2e/bed.sh smoke
 
 export VMDRAIN_BED=operator-$$
-trap 'bash e2e/bed.sh down >/dev/null 2>&1 || true' EXIT
+trap 'bash "$root/e2e/bed.sh" down >/dev/null 2>&1 || true' EXIT
 bash e2e/bed.sh up >/dev/null
 cd e2e
 VMDRAIN_BIN=$root/bin/vmdrain go test -count=1 -timeout 20m -v ./operator/ 2>&1 |
