@@ -5,6 +5,7 @@
 #   make valgrind-unit  the same tests under valgrind
 #   make lint       clang-format check and cppcheck
 #   make e2e        end-to-end tests on a real kube-apiserver (e2e/bed.sh)
+#   make valgrind-e2e  eight of them with vmdrain under valgrind
 #   make bench      benchmarks: pacing, decoding
 #   make test       everything CI runs
 #   make deps       system packages (other targets call it when needed)
@@ -118,6 +119,13 @@ format: | $(DEPS_STAMP)
 e2e: bin/vmdrain
 	bash scripts/e2e.sh
 
+# vmdrain under valgrind in the end-to-end tests that cover the most of the
+# controller and the webhook; a leak or memory error fails the test
+VALGRIND_E2E := TestTaintDrainMixedStrategies|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried
+.PHONY: valgrind-e2e
+valgrind-e2e: bin/vmdrain
+	VMDRAIN_VALGRIND=1 VMDRAIN_E2E_RUN='$(VALGRIND_E2E)' bash scripts/e2e.sh
+
 testbed:
 	bash e2e/bed.sh build
 
@@ -152,7 +160,7 @@ build/bench/webhook_bench: build/rel/unit/web/testcert.o
 bench: $(addprefix build/bench/,$(BENCH_NAMES))
 	@set -e; for b in $(BENCH_NAMES); do echo "== $$b"; ./build/bench/$$b; done
 
-test: lint unit fuzz-replay e2e
+test: lint unit fuzz-replay e2e valgrind-e2e
 
 clean:
 	rm -rf build bin

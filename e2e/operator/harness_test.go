@@ -69,9 +69,19 @@ func startVmdrainAs(t testing.TB, kubeconfig, config string, extra ...string) *p
 	if err != nil {
 		t.Fatal(err)
 	}
+	bin := vmdrainBin(t)
 	args := append([]string{"--kubeconfig", kubeconfig, "--log-level", "debug", "run",
 		"--config", config}, extra...)
-	cmd := exec.Command(vmdrainBin(t), args...)
+	// VMDRAIN_VALGRIND=1 (make valgrind-e2e) runs vmdrain under valgrind;
+	// whatever valgrind reports fails the test.
+	var vgLog string
+	if os.Getenv("VMDRAIN_VALGRIND") != "" {
+		vgLog = logPath + ".valgrind"
+		args = append([]string{"--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+			"--errors-for-leak-kinds=definite,indirect", "--log-file=" + vgLog, bin}, args...)
+		bin = "valgrind"
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -79,6 +89,17 @@ func startVmdrainAs(t testing.TB, kubeconfig, config string, extra ...string) *p
 	p := &proc{t: t, cmd: cmd, log: logPath, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait(); f.Close() }()
 	t.Cleanup(func() {
+		if vgLog != "" {
+			// a clean exit, so that valgrind checks for leaks
+			if p.cmd.ProcessState == nil {
+				if err := p.terminate(2 * time.Minute); err != nil {
+					t.Errorf("vmdrain under valgrind, SIGTERM: %v", err)
+				}
+			}
+			if data, _ := os.ReadFile(vgLog); len(strings.TrimSpace(string(data))) > 0 {
+				t.Errorf("valgrind reports on vmdrain:\n%s", data)
+			}
+		}
 		p.kill()
 		if t.Failed() {
 			data, _ := os.ReadFile(logPath)
