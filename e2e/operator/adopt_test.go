@@ -57,8 +57,22 @@ func TestAdoptsKubeVirtsEvacuationMigration(t *testing.T) {
 	})
 
 	startVmdrain(t, b)
+	nw := watchNode(t, b, n[0])
 	kubectl(t, b, "taint", "nodes", n[0], taint+"=draining:NoSchedule")
-	waitNode(t, b, n[0], 3*time.Minute, "state Drained", stateIs("Drained"))
+	final := waitNode(t, b, n[0], 3*time.Minute, "state Drained", stateIs("Drained"))
+	// the adopted migration is part of the drain's progress: 4 VMs, from
+	// the first report to the last, none dropped, none counted twice
+	if got := final.Annotations["vmdrain.io/progress"]; got != "4/4" {
+		t.Errorf("final progress %q, want 4/4 (the adopted migration counted)", got)
+	}
+	progress, states := nw.snapshot()
+	t.Logf("annotation sequence on %s: states %v, progress %v", n[0], states, progress)
+	checkMonotonic(t, progress)
+	for _, p := range progress {
+		if !strings.HasSuffix(p, "/4") {
+			t.Errorf("progress %q: the total is not 4 (seen: %v)", p, progress)
+		}
+	}
 	if err := w.error(); err != nil {
 		t.Fatalf("migration watch: %v", err)
 	}
@@ -76,8 +90,19 @@ func TestAdoptsKubeVirtsEvacuationMigration(t *testing.T) {
 		_, ok := w.seenAt(foreign, kubevirt.PhaseSucceeded)
 		return ok
 	})
-	if _, err := b.Migration(ctx, ns, foreign); err != nil {
+	fm, err := b.Migration(ctx, ns, foreign)
+	if err != nil {
 		t.Fatalf("the adopted migration is gone: %v", err)
+	}
+	// its end wakes the node's reconcile (the source node is in its
+	// annotation): the drain completes then, not at some later resync
+	done, err := time.Parse(time.RFC3339, final.Annotations["vmdrain.io/completed-at"])
+	if err != nil {
+		t.Fatalf("completed-at: %v", err)
+	}
+	if end := lastTransition(fm); done.Sub(end) > 5*time.Second {
+		t.Errorf("the drain completed at %s, %s after the adopted migration ended at %s",
+			done.Format(time.TimeOnly), done.Sub(end), end.Format(time.TimeOnly))
 	}
 	if _, deleted := w.seenAt(foreign, phaseDeleting); deleted {
 		t.Error("vmdrain deleted the adopted migration")

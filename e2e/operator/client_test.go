@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,6 +230,22 @@ func restartAPIServer(t *testing.T, b *bed.Bed, down time.Duration) {
 		t.Fatal("kube-apiserver did not stop")
 	}
 	time.Sleep(down)
+	// The killed server's connections linger a moment (FIN_WAIT), and while
+	// they do the port cannot be bound again: wait until it can.
+	for i, a := range args {
+		if a == "--secure-port" && i+1 < len(args) {
+			err := bed.Eventually(context.Background(), 30*time.Second, func(context.Context) (bool, error) {
+				l, err := net.Listen("tcp", "0.0.0.0:"+args[i+1])
+				if err == nil {
+					l.Close()
+				}
+				return err == nil, nil
+			})
+			if err != nil {
+				t.Fatalf("port %s of kube-apiserver not free 30 s after its kill", args[i+1])
+			}
+		}
+	}
 	logf, err := os.OpenFile(filepath.Join(b.Dir, "logs", "kube-apiserver.log"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)

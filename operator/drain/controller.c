@@ -112,9 +112,12 @@ static const char *mig_vmi_index(const kube_obj_t *o)
     return m && m->vmi_name[0] ? m->vmi_name : NULL;
 }
 
+/* The source node: ours carry it as a label, KubeVirt's evacuations as an
+ * annotation. */
 static const char *mig_node_index(const kube_obj_t *o)
 {
-    return kube_obj_label(o, DRAIN_LABEL_NODE);
+    const char *node = kube_obj_label(o, DRAIN_LABEL_NODE);
+    return node ? node : kube_obj_annotation(o, DRAIN_ANN_EVACUATION);
 }
 
 static bool is_ours(const kube_obj_t *o)
@@ -192,7 +195,7 @@ static void vmi_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
 static void mig_touch(drain_controller_t *c, const kube_migration_t *m)
 {
     const kube_vmi_t *v = vmi_of(c, m);
-    enqueue(c, kube_obj_label(&m->obj, DRAIN_LABEL_NODE));
+    enqueue(c, mig_node_index(&m->obj)); /* the source node, ours or an evacuation's */
     if (v) {
         enqueue(c, v->node_name);
         maybe_unlabel(c, v);

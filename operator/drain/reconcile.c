@@ -186,10 +186,32 @@ static bool aborted_has(const kube_vmi_t *vmi, const kube_migration_t *m)
     return false;
 }
 
+/* An evacuation migration of someone else's from node (KubeVirt's own
+ * evacuation controller annotates the source node), which the drain adopts. */
+static bool adopted_from(const kube_migration_t *m, const char *node)
+{
+    const char *from = kube_obj_annotation(&m->obj, DRAIN_ANN_EVACUATION);
+    return !is_ours(m) && from && strcmp(from, node) == 0;
+}
+
+/* A success the node's progress counts as migrated: ours from the node
+ * created since the drain started, or an adopted evacuation from the node
+ * that ended since then. */
+static bool counted_as_migrated(const kube_migration_t *m, const char *node, vd_time_t started)
+{
+    if (m->phase != KUBE_MIGRATION_SUCCEEDED)
+        return false;
+    if (is_ours(m))
+        return label_is(&m->obj, DRAIN_LABEL_NODE, node) && time_diff(started, m->obj.created) >= 0;
+    return adopted_from(m, node) && m->phase_changed.sec &&
+           time_diff(started, m->phase_changed) >= 0;
+}
+
 /* What the migrations say about one VMI of the node. */
 typedef struct vmi_history {
     const kube_migration_t *active; /* in flight, ours or adopted */
     bool finishing;                 /* a migration succeeded, the VMI has not moved yet */
+    bool finishing_counted;         /* ... and progress counts it as migrated already */
     int failures;                   /* our failed attempts from this node */
     int last_attempt;               /* highest attempt number of ours */
     vd_time_t last_failure;
@@ -213,12 +235,17 @@ static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
             h->active = m;
             continue;
         }
-        if (m->phase == KUBE_MIGRATION_SUCCEEDED && time_diff(started, m->obj.created) >= 0) {
+        /* created since the drain started, or (an adopted one) ended since */
+        if (m->phase == KUBE_MIGRATION_SUCCEEDED &&
+            (time_diff(started, m->obj.created) >= 0 ||
+             (m->phase_changed.sec && time_diff(started, m->phase_changed) >= 0))) {
             bool came_here = vmi->has_migration_state &&
                              strcmp(vmi->migration.migration_uid, m->obj.uid) == 0 &&
                              strcmp(vmi->migration.target_node, node) == 0;
-            if (!came_here)
+            if (!came_here) {
                 h->finishing = true;
+                h->finishing_counted |= counted_as_migrated(m, node, started);
+            }
         }
         if (!is_ours(m) || !label_is(&m->obj, DRAIN_LABEL_VMI_UID, vmi->obj.uid))
             continue;
@@ -239,18 +266,13 @@ static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
     h->failures += aborted_of(vmi, node, started, &h->last_attempt, &h->last_failure);
 }
 
-/* Migrations of ours that concern this node's drain and succeeded since it
- * started: the "migrated" count of the progress annotation. */
+/* Migrations that concern this node's drain and succeeded since it started:
+ * the "migrated" count of the progress annotation. */
 static int count_migrated(const drain_view_t *v, vd_time_t started)
 {
     int n = 0;
-    for (size_t i = 0; i < v->n_migs; i++) {
-        const kube_migration_t *m = v->migs[i];
-        if (m->phase == KUBE_MIGRATION_SUCCEEDED && is_ours(m) &&
-            label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) &&
-            time_diff(started, m->obj.created) >= 0)
-            n++;
-    }
+    for (size_t i = 0; i < v->n_migs; i++)
+        n += counted_as_migrated(v->migs[i], v->node->obj.name, started);
     return n;
 }
 
@@ -263,9 +285,11 @@ static int count_in_transit(const drain_view_t *v, vd_time_t started)
     for (size_t i = 0; i < v->n_migs; i++) {
         const kube_migration_t *m = v->migs[i];
         bool here = false;
-        if (!drain_migration_in_flight(m) || !is_ours(m) ||
-            !label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) ||
-            time_diff(started, m->obj.created) < 0)
+        if (!drain_migration_in_flight(m))
+            continue;
+        if (is_ours(m) ? !label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) ||
+                             time_diff(started, m->obj.created) < 0
+                       : !adopted_from(m, v->node->obj.name))
             continue;
         for (size_t j = 0; j < v->n_vmis && !here; j++)
             here = mig_of_vmi(m, v->vmis[j]);
@@ -421,7 +445,11 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
                 p->requeue_after = next;
         }
         if (h.active || h.finishing) {
-            p->migrating++;
+            /* a success already in "migrated" is not counted twice */
+            if (h.active || !h.finishing_counted)
+                p->migrating++;
+            else
+                p->settling++;
             continue;
         }
         if (h.failures >= cfg->max_migration_attempts) {
@@ -513,7 +541,7 @@ static void decide_state(const drain_view_t *v, drain_plan_t *p)
 {
     const char *name = v->node->obj.name;
 
-    if (p->migrating + p->pending > 0)
+    if (p->migrating + p->pending + p->settling > 0)
         p->state = DRAIN_STATE_DRAINING;
     else if (p->blocked > 0)
         p->state = DRAIN_STATE_BLOCKED;

@@ -74,7 +74,8 @@ typedef struct drain_view {
     const kube_vmi_t *const *vmis; /* status.nodeName == node */
     size_t n_vmis;
     /* every migration whose VMI is in vmis, and every migration labelled
-     * vmdrain.io/node=<node> (a migration may appear once only) */
+     * vmdrain.io/node=<node> or, not ours, annotated
+     * kubevirt.io/evacuationMigration=<node> (a migration appears once only) */
     const kube_migration_t *const *migs;
     size_t n_migs;
 } drain_view_t;
@@ -118,6 +119,7 @@ typedef struct drain_plan {
     bool annotations_changed;
     char progress[32];
     int migrated, total, migrating, pending, failed, blocked;
+    int settling; /* counted in migrated, but the cache still shows the VMI here */
     char blocked_list[DRAIN_BLOCKED_MAX + 1];
     char failed_list[DRAIN_BLOCKED_MAX + 1]; /* "ns/name,..." */
     char started_at[TIME_RFC3339_MAX];

@@ -118,6 +118,23 @@ static const kube_migration_t *mig(const char *vmi_name, const char *vmi_uid, in
     return kube_obj_as_migration(keep(from_json(KUBE_KIND_MIGRATION, j)));
 }
 
+/* A migration of KubeVirt's evacuation controller: not ours, the source
+ * node in the kubevirt.io/evacuationMigration annotation. */
+static const kube_migration_t *evac(const char *vmi_name, const char *from, const char *phase,
+                                    const char *created, const char *changed)
+{
+    char j[4096];
+    snprintf(j, sizeof(j),
+             "{\"metadata\":{\"name\":\"kubevirt-evacuation-%s\",\"namespace\":\"default\","
+             "\"uid\":\"e-%s\",\"resourceVersion\":\"9\",\"creationTimestamp\":\"%s\","
+             "\"annotations\":{\"kubevirt.io/evacuationMigration\":\"%s\"}},"
+             "\"spec\":{\"vmiName\":\"%s\"},\"status\":{\"phase\":\"%s\","
+             "\"phaseTransitionTimestamps\":[{\"phase\":\"%s\",\"phaseTransitionTimestamp\":"
+             "\"%s\"}]}}",
+             vmi_name, vmi_name, created, from, vmi_name, phase, phase, changed);
+    return kube_obj_as_migration(keep(from_json(KUBE_KIND_MIGRATION, j)));
+}
+
 static drain_config_t config(void)
 {
     drain_config_t c;
@@ -299,7 +316,9 @@ Test(reconcile, success_not_yet_visible_on_the_vmi_is_not_retried)
         mig("a", "aaaaaaaa-1", 1, "Succeeded", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z")};
     drain_plan_t p = run(&cfg, "2026-01-02T00:01:01Z", node(true, true, ann), vmis, 1, migs, 1);
     cr_expect_eq(p.n_candidates, 0, "the VMI is about to move");
-    cr_expect_eq(p.migrating, 1);
+    cr_expect_str_eq(p.progress, "1/1", "counted once, as migrated");
+    cr_expect_eq(p.migrating, 0);
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINING, "drained once the cache shows the move");
     drain_plan_free(&p);
 }
 
@@ -644,5 +663,61 @@ Test(reconcile, a_vmi_drained_before_gets_the_next_attempt_number)
     cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-2");
     cr_expect_eq(p.candidates[0].failures, 0, "attempt 2 of a new drain is not a retry");
     cr_expect_eq(p.migrating, 0, "an old success is not a migration in progress");
+    drain_plan_free(&p);
+}
+
+Test(reconcile, an_adopted_evacuation_that_ended_during_the_drain_counts_as_migrated)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    /* a has left: KubeVirt's evacuation, started before the drain, ended
+     * during it; b waits */
+    const kube_vmi_t *vmis[] = {vmi("b", "bbbbbbbb-2", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        evac("a", "n1", "Succeeded", "2026-01-01T23:59:00Z", "2026-01-02T00:00:30Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:01:00Z", node(true, true, ann), vmis, 1, migs, 1);
+    cr_expect_str_eq(p.progress, "1/2");
+    cr_expect_eq(p.n_candidates, 1);
+    drain_plan_free(&p);
+
+    /* from another node, or ended before this drain: not this drain's */
+    const kube_migration_t *other[] = {
+        evac("c", "n2", "Succeeded", "2026-01-01T23:59:00Z", "2026-01-02T00:00:30Z"),
+        evac("d", "n1", "Succeeded", "2026-01-01T23:58:00Z", "2026-01-01T23:59:30Z")};
+    p = run(&cfg, "2026-01-02T00:01:00Z", node(true, true, ann), vmis, 1, other, 2);
+    cr_expect_str_eq(p.progress, "0/1");
+    drain_plan_free(&p);
+}
+
+Test(reconcile, an_adopted_success_not_yet_visible_on_the_vmi_is_not_migrated_again)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    /* the migration's Succeeded arrived before the VMI's move; the
+     * migration was created before the drain started */
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        evac("a", "n1", "Succeeded", "2026-01-01T23:59:00Z", "2026-01-02T00:00:30Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:31Z", node(true, true, ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_candidates, 0, "a second migration would move the VM twice");
+    cr_expect_str_eq(p.progress, "1/1");
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINING);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, an_adopted_evacuation_in_transit_counts_as_migrating)
+{
+    drain_config_t cfg = config();
+    const char *ann = "\"vmdrain.io/state\":\"Draining\","
+                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    /* the cache shows a elsewhere already, its migration still Running */
+    const kube_migration_t *migs[] = {
+        evac("a", "n1", "Running", "2026-01-01T23:59:00Z", "2026-01-01T23:59:10Z")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:31Z", node(true, true, ann), NULL, 0, migs, 1);
+    cr_expect_eq(p.migrating, 1);
+    cr_expect_str_eq(p.progress, "0/1");
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINING);
     drain_plan_free(&p);
 }
