@@ -33,6 +33,10 @@ static kube_obj_t *from_json(kube_kind_t kind, const char *item)
     return decoded;
 }
 
+/* Node annotations of a drain that started at 2026-01-02T00:00:00Z. */
+#define DRAINING_SINCE_MIDNIGHT                                                                    \
+    "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\""
+
 #define MAX_OBJS 32
 static kube_obj_t *pool[MAX_OBJS];
 static int npool;
@@ -246,8 +250,7 @@ Test(reconcile, in_flight_migrations_are_adopted_not_duplicated)
 Test(reconcile, failures_back_off_then_retry_with_the_next_attempt_number)
 {
     drain_config_t cfg = config();
-    const char *ann = "\"vmdrain.io/state\":\"Draining\","
-                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
     const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
     const kube_migration_t *migs[] = {
         mig("a", "aaaaaaaa-1", 1, "Failed", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z"),
@@ -275,8 +278,7 @@ Test(reconcile, max_attempts_fails_the_vmi_and_the_node)
 {
     drain_config_t cfg = config();
     cfg.max_migration_attempts = 2;
-    const char *ann = "\"vmdrain.io/state\":\"Draining\","
-                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
     const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
     const kube_migration_t *migs[] = {
         mig("a", "aaaaaaaa-1", 1, "Failed", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z"),
@@ -309,8 +311,7 @@ Test(reconcile, succeeded_migration_counts_and_the_node_ends_drained)
 Test(reconcile, success_not_yet_visible_on_the_vmi_is_not_retried)
 {
     drain_config_t cfg = config();
-    const char *ann = "\"vmdrain.io/state\":\"Draining\","
-                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
     const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
     const kube_migration_t *migs[] = {
         mig("a", "aaaaaaaa-1", 1, "Succeeded", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z")};
@@ -466,8 +467,7 @@ Test(reconcile, migration_body_has_the_contract_names)
 Test(reconcile, vmi_gone_before_its_migration_ends_still_counts)
 {
     drain_config_t cfg = config();
-    const char *ann = "\"vmdrain.io/state\":\"Draining\","
-                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
     /* the VMI already shows the target node, its migration still Running */
     const kube_migration_t *migs[] = {
         mig("a", "aaaaaaaa-1", 1, "Running", "2026-01-02T00:00:01Z", "2026-01-02T00:00:05Z")};
@@ -669,8 +669,7 @@ Test(reconcile, a_vmi_drained_before_gets_the_next_attempt_number)
 Test(reconcile, an_adopted_evacuation_that_ended_during_the_drain_counts_as_migrated)
 {
     drain_config_t cfg = config();
-    const char *ann = "\"vmdrain.io/state\":\"Draining\","
-                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
     /* a has left: KubeVirt's evacuation, started before the drain, ended
      * during it; b waits */
     const kube_vmi_t *vmis[] = {vmi("b", "bbbbbbbb-2", "LiveMigrate", true)};
@@ -693,8 +692,7 @@ Test(reconcile, an_adopted_evacuation_that_ended_during_the_drain_counts_as_migr
 Test(reconcile, an_adopted_success_not_yet_visible_on_the_vmi_is_not_migrated_again)
 {
     drain_config_t cfg = config();
-    const char *ann = "\"vmdrain.io/state\":\"Draining\","
-                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
     /* the migration's Succeeded arrived before the VMI's move; the
      * migration was created before the drain started */
     const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
@@ -710,8 +708,7 @@ Test(reconcile, an_adopted_success_not_yet_visible_on_the_vmi_is_not_migrated_ag
 Test(reconcile, an_adopted_evacuation_in_transit_counts_as_migrating)
 {
     drain_config_t cfg = config();
-    const char *ann = "\"vmdrain.io/state\":\"Draining\","
-                      "\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\"";
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
     /* the cache shows a elsewhere already, its migration still Running */
     const kube_migration_t *migs[] = {
         evac("a", "n1", "Running", "2026-01-01T23:59:00Z", "2026-01-01T23:59:10Z")};
