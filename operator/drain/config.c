@@ -25,34 +25,10 @@ void drain_config_defaults(drain_config_t *c)
     c->completion_timeout_per_gib = 800;
     c->progress_timeout = 150;
     snprintf(c->node_drain_taint_key, sizeof(c->node_drain_taint_key), "kubevirt.io/drain");
-    c->eviction_strategy = EVICTION_NONE;
+    c->eviction_strategy = KUBE_EVICTION_NONE;
     c->max_migration_attempts = 3;
     c->retry_backoff_seconds = 20;
     c->uncordon_policy = UNCORDON_ON_TAINT_REMOVAL;
-}
-
-static const char *const strategy_names[] = {
-    [EVICTION_UNSET] = "",
-    [EVICTION_NONE] = "None",
-    [EVICTION_LIVE_MIGRATE] = "LiveMigrate",
-    [EVICTION_LIVE_MIGRATE_IF_POSSIBLE] = "LiveMigrateIfPossible",
-    [EVICTION_EXTERNAL] = "External",
-    [EVICTION_UNKNOWN] = "Unknown",
-};
-
-eviction_strategy_t eviction_strategy_parse(const char *s)
-{
-    if (!s || !*s)
-        return EVICTION_UNSET;
-    for (int i = EVICTION_NONE; i < EVICTION_UNKNOWN; i++)
-        if (strcmp(s, strategy_names[i]) == 0)
-            return (eviction_strategy_t)i;
-    return EVICTION_UNKNOWN;
-}
-
-const char *eviction_strategy_name(eviction_strategy_t s)
-{
-    return s <= EVICTION_UNKNOWN ? strategy_names[s] : "Unknown";
 }
 
 /* True when the comma-separated gate list names LiveMigration. */
@@ -125,8 +101,8 @@ static int apply_key(drain_config_t *c, const char *key, const char *v, char *er
         return 0;
     }
     if (strcmp(key, "evictionStrategy") == 0) {
-        eviction_strategy_t s = eviction_strategy_parse(v);
-        if (s == EVICTION_UNSET || s == EVICTION_UNKNOWN) {
+        kube_eviction_strategy_t s = kube_eviction_strategy_parse(v, strlen(v));
+        if (s == KUBE_EVICTION_UNSET || s == KUBE_EVICTION_OTHER) {
             snprintf(err, errlen,
                      "migrations: %s: \"%.64s\" is not one of None, LiveMigrate, "
                      "LiveMigrateIfPossible, External",
@@ -248,7 +224,7 @@ int drain_config_describe(const drain_config_t *c, char *out, size_t outlen)
         c->live_migration_enabled ? "enabled" : "disabled", c->parallel_migrations_per_cluster,
         c->parallel_outbound_per_node, (long long)c->bandwidth_per_migration,
         c->completion_timeout_per_gib, c->progress_timeout, c->node_drain_taint_key,
-        eviction_strategy_name(c->eviction_strategy), c->max_migration_attempts,
+        kube_eviction_strategy_name(c->eviction_strategy), c->max_migration_attempts,
         c->retry_backoff_seconds,
         c->uncordon_policy == UNCORDON_ON_COMPLETION ? "OnCompletion" : "OnTaintRemoval");
 }

@@ -19,19 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kube/objects.h"
+
 /* Largest migrations block accepted. */
 #define DRAIN_CONFIG_MAX_YAML (64 * 1024)
 /* Longest taint key (a qualified name: 253 prefix + '/' + 63 name). */
 #define DRAIN_TAINT_KEY_MAX 317
-
-typedef enum eviction_strategy {
-    EVICTION_UNSET = 0, /* not set on the VMI: the cluster default applies */
-    EVICTION_NONE,
-    EVICTION_LIVE_MIGRATE,
-    EVICTION_LIVE_MIGRATE_IF_POSSIBLE,
-    EVICTION_EXTERNAL,
-    EVICTION_UNKNOWN, /* a value this version does not know */
-} eviction_strategy_t;
 
 typedef enum uncordon_policy {
     UNCORDON_ON_TAINT_REMOVAL,
@@ -46,7 +39,9 @@ typedef struct drain_config {
     int completion_timeout_per_gib;  /* seconds */
     int progress_timeout;            /* seconds */
     char node_drain_taint_key[DRAIN_TAINT_KEY_MAX + 1];
-    eviction_strategy_t eviction_strategy; /* cluster default */
+    /* the cluster default: NONE, LIVE_MIGRATE, LIVE_MIGRATE_IF_POSSIBLE or
+     * EXTERNAL, never UNSET or OTHER */
+    kube_eviction_strategy_t eviction_strategy;
     int max_migration_attempts;
     int retry_backoff_seconds;
     uncordon_policy_t uncordon_policy;
@@ -60,11 +55,6 @@ void drain_config_defaults(drain_config_t *c);
  * key and the value in err; out is then left untouched. */
 int drain_config_parse(const char *feature_gates, const char *migrations, drain_config_t *out,
                        char *err, size_t errlen);
-
-/* Parses "None", "LiveMigrate", "LiveMigrateIfPossible" or "External";
- * anything else is EVICTION_UNKNOWN, NULL or "" is EVICTION_UNSET. */
-eviction_strategy_t eviction_strategy_parse(const char *s);
-const char *eviction_strategy_name(eviction_strategy_t s);
 
 /* One line describing c, for the log. */
 int drain_config_describe(const drain_config_t *c, char *out, size_t outlen);

@@ -147,20 +147,6 @@ static const char *source_of(drain_controller_t *c, const kube_migration_t *m)
     return v ? v->node_name : NULL;
 }
 
-static kube_eviction_strategy_t strategy_to_kube(eviction_strategy_t s)
-{
-    switch (s) {
-    case EVICTION_LIVE_MIGRATE:
-        return KUBE_EVICTION_LIVE_MIGRATE;
-    case EVICTION_LIVE_MIGRATE_IF_POSSIBLE:
-        return KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE;
-    case EVICTION_EXTERNAL:
-        return KUBE_EVICTION_EXTERNAL;
-    default:
-        return KUBE_EVICTION_NONE;
-    }
-}
-
 /* --- informer handlers ---------------------------------------------------------- */
 
 static void node_changed(void *ud, const kube_obj_t *obj)
@@ -1212,7 +1198,7 @@ static void decide_and_answer(eviction_t *e, const kube_pod_t *pod, bool looked_
     in.vmi = vmi;
     in.migs = (const kube_migration_t *const *)migs.items;
     in.n_migs = migs.n;
-    in.default_strategy = strategy_to_kube(c->cfg.eviction_strategy);
+    in.default_strategy = c->cfg.eviction_strategy;
     in.live_migration_gate = c->cfg.live_migration_enabled;
     admission_decide(&e->rq, &in, &res);
     if (res.decision == ADMISSION_NEED_LOOKUP) {

@@ -82,17 +82,8 @@ static int attempt_of(const kube_migration_t *m)
 /* The effective strategy of a VMI: its own, else the cluster default. */
 static kube_eviction_strategy_t strategy_of(const kube_vmi_t *vmi, const drain_config_t *cfg)
 {
-    static const kube_eviction_strategy_t from_config[] = {
-        [EVICTION_UNSET] = KUBE_EVICTION_NONE,
-        [EVICTION_NONE] = KUBE_EVICTION_NONE,
-        [EVICTION_LIVE_MIGRATE] = KUBE_EVICTION_LIVE_MIGRATE,
-        [EVICTION_LIVE_MIGRATE_IF_POSSIBLE] = KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE,
-        [EVICTION_EXTERNAL] = KUBE_EVICTION_EXTERNAL,
-        [EVICTION_UNKNOWN] = KUBE_EVICTION_NONE,
-    };
-    if (vmi->eviction_strategy != KUBE_EVICTION_UNSET)
-        return vmi->eviction_strategy;
-    return from_config[cfg->eviction_strategy];
+    return vmi->eviction_strategy != KUBE_EVICTION_UNSET ? vmi->eviction_strategy
+                                                         : cfg->eviction_strategy;
 }
 
 /* Appends "ns/name:reason" to the bounded blocked list. */

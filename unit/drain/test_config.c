@@ -2,6 +2,7 @@
 
 #include "drain/config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static drain_config_t parse_ok(const char *gates, const char *yaml)
@@ -37,7 +38,7 @@ Test(drain_config, defaults_are_the_seeds)
     cr_expect_eq(c.completion_timeout_per_gib, 800);
     cr_expect_eq(c.progress_timeout, 150);
     cr_expect_str_eq(c.node_drain_taint_key, "kubevirt.io/drain");
-    cr_expect_eq(c.eviction_strategy, EVICTION_NONE);
+    cr_expect_eq(c.eviction_strategy, KUBE_EVICTION_NONE);
     cr_expect_eq(c.max_migration_attempts, 3);
     cr_expect_eq(c.retry_backoff_seconds, 20);
     cr_expect_eq(c.uncordon_policy, UNCORDON_ON_TAINT_REMOVAL);
@@ -72,7 +73,7 @@ Test(drain_config, seed_block_and_every_key)
     cr_expect_eq(c.completion_timeout_per_gib, 600);
     cr_expect_eq(c.progress_timeout, 90);
     cr_expect_str_eq(c.node_drain_taint_key, "example.com/maintenance");
-    cr_expect_eq(c.eviction_strategy, EVICTION_LIVE_MIGRATE);
+    cr_expect_eq(c.eviction_strategy, KUBE_EVICTION_LIVE_MIGRATE);
     cr_expect_eq(c.max_migration_attempts, 5);
     cr_expect_eq(c.retry_backoff_seconds, 0);
     cr_expect_eq(c.uncordon_policy, UNCORDON_ON_COMPLETION);
@@ -127,10 +128,18 @@ Test(drain_config, oversized_block_is_refused)
 
 Test(drain_config, strategy_names_round_trip)
 {
-    for (int s = EVICTION_NONE; s < EVICTION_UNKNOWN; s++)
-        cr_expect_eq(eviction_strategy_parse(eviction_strategy_name((eviction_strategy_t)s)), s);
-    cr_expect_eq(eviction_strategy_parse(""), EVICTION_UNSET);
-    cr_expect_eq(eviction_strategy_parse("livemigrate"), EVICTION_UNKNOWN);
+    static const char *const names[] = {"None", "LiveMigrate", "LiveMigrateIfPossible", "External"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char yaml[64], want[64], got[512];
+        snprintf(yaml, sizeof(yaml), "evictionStrategy: %s\n", names[i]);
+        snprintf(want, sizeof(want), "evictionStrategy=%s ", names[i]);
+        drain_config_t c = parse_ok("LiveMigration", yaml);
+        cr_expect_gt(drain_config_describe(&c, got, sizeof(got)), 0);
+        cr_expect_not_null(strstr(got, want), "%s: got %s", names[i], got);
+    }
+    expect_error("evictionStrategy: livemigrate", "evictionStrategy", "\"livemigrate\"");
+    expect_error("evictionStrategy: Other", "evictionStrategy", "\"Other\"");
+    expect_error("evictionStrategy: \"\"", "evictionStrategy", NULL);
     char line[512];
     drain_config_t c = parse_ok("LiveMigration", NULL);
     cr_expect_gt(drain_config_describe(&c, line, sizeof(line)), 0);

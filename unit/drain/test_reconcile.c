@@ -209,7 +209,7 @@ Test(reconcile, taint_starts_a_drain_with_mixed_strategies)
 Test(reconcile, cluster_default_strategy_applies_to_unset_vmis)
 {
     drain_config_t cfg = config();
-    cfg.eviction_strategy = EVICTION_LIVE_MIGRATE;
+    cfg.eviction_strategy = KUBE_EVICTION_LIVE_MIGRATE;
     const kube_vmi_t *vmis[] = {vmi("default", "ffffffff-6666", NULL, true)};
     drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, false, ""), vmis, 1, NULL, 0);
     cr_expect_eq(p.n_candidates, 1);
