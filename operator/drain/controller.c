@@ -1181,7 +1181,6 @@ static void decide_and_answer(eviction_t *e, const kube_pod_t *pod, bool looked_
     admission_result_t res;
     collect_t migs = {0};
     const kube_vmi_t *vmi = NULL;
-    buf_t out;
 
     if (pod) {
         const char *name = admission_pod_vmi_name(pod);
@@ -1207,16 +1206,10 @@ static void decide_and_answer(eviction_t *e, const kube_pod_t *pod, bool looked_
         res.code = 429;
     }
     apply_effects(c, &res, vmi);
-    admission_count(&res);
     log_info("eviction", "pod", e->rq.name, "namespace", e->rq.ns, "user", e->rq.username,
              "decision", res.label, "dry_run", e->rq.dry_run ? "true" : "false", "message",
              res.message);
-    buf_init(&out, 64 * 1024);
-    if (admission_encode(e->rq.uid, &res, &out) == 0)
-        web_respond(e->req, 200, "application/json", out.data, out.len);
-    else
-        web_respond_text(e->req, 500, "cannot encode the AdmissionReview response");
-    buf_free(&out);
+    admission_respond(e->req, e->rq.uid, &res);
     free(migs.items);
 }
 

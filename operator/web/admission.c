@@ -690,3 +690,16 @@ const char *admission_pod_vmi_name(const kube_pod_t *pod)
     name = kube_obj_annotation(&pod->obj, ADMISSION_ANN_DOMAIN);
     return name && *name ? name : NULL;
 }
+
+void admission_respond(web_request_t *req, const char *uid, const admission_result_t *res)
+{
+    buf_t out;
+
+    admission_count(res);
+    buf_init(&out, 64 * 1024);
+    if (admission_encode(uid, res, &out) == 0)
+        web_respond(req, 200, "application/json", out.data, out.len);
+    else
+        web_respond_text(req, 500, "cannot encode the AdmissionReview response");
+    buf_free(&out);
+}

@@ -21,14 +21,15 @@
  *   admission_decide(&rq, &in, &res);
  *   if (res.decision == ADMISSION_NEED_LOOKUP)
  *       -> GET the pod, set in.pod_looked_up (and in.lookup_failed), decide again;
- *   apply res.effects; admission_count(&res);
- *   admission_encode(rq.uid, &res, &out) -> answer HTTP 200 with out.
+ *   apply res.effects; admission_respond(req, rq.uid, &res)
+ *   (admission_count, then admission_encode answered with HTTP 200).
  */
 #ifndef VMDRAIN_WEB_ADMISSION_H
 #define VMDRAIN_WEB_ADMISSION_H
 
 #include "kube/objects.h"
 #include "util/buf.h"
+#include "web/server.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -137,6 +138,10 @@ int admission_encode(const char *uid, const admission_result_t *res, buf_t *out)
 
 /* Counts the decision in evictions_total{decision="<label>"}. */
 void admission_count(const admission_result_t *res);
+
+/* Counts the decision and answers req with the AdmissionReview response
+ * for uid (HTTP 200), or with 500 when it cannot be encoded. */
+void admission_respond(web_request_t *req, const char *uid, const admission_result_t *res);
 
 /* The name of the VMI a launcher pod runs (its kubevirt.io/domain
  * annotation), or NULL (pod NULL, or no annotation). Lives as long as pod. */

@@ -77,7 +77,6 @@ static void on_eviction(web_request_t *req, void *ud)
     char err[256];
     size_t len;
     const char *body = web_request_body(req, &len);
-    buf_t out;
 
     (void)ud;
     if (admission_decode(body, len, &rq, err, sizeof(err)) < 0) {
@@ -89,11 +88,7 @@ static void on_eviction(web_request_t *req, void *ud)
     in.pod_looked_up = true;
     in.vmi = kube_obj_as_vmi(cache_vmi);
     admission_decide(&rq, &in, &res);
-    admission_count(&res);
-    buf_init(&out, 1 << 16);
-    admission_encode(rq.uid, &res, &out);
-    web_respond(req, 200, "application/json", out.data, out.len);
-    buf_free(&out);
+    admission_respond(req, rq.uid, &res);
 }
 
 /* /echo: what the server made of the request. */
