@@ -12,7 +12,6 @@
 #include "web/server.h"
 #include "kube/decode.h"
 
-#include <ctype.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -618,13 +617,7 @@ static void update_gauges(drain_controller_t *c)
     metrics_gauge_set(g_drains, by_state[DRAIN_STATE_DRAINING], NULL);
     metrics_gauge_set(g_blocked, blocked, NULL);
     for (int s = DRAIN_STATE_DRAINING; s <= DRAIN_STATE_COMPLETED; s++) {
-        char lower[16];
-        const char *name = drain_state_name((drain_state_t)s);
-        size_t i = 0;
-        for (; name[i] && i + 1 < sizeof(lower); i++)
-            lower[i] = (char)tolower((unsigned char)name[i]);
-        lower[i] = '\0';
-        const char *const values[] = {lower};
+        const char *const values[] = {drain_state_label((drain_state_t)s)};
         metrics_gauge_set(g_nodes, by_state[s], values);
     }
 }

@@ -1,6 +1,5 @@
 #include "drain/reconcile.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,9 +17,25 @@ static const char *const state_names[] = {
     [DRAIN_STATE_COMPLETED] = "Completed",
 };
 
+/* The same in lower case: the vmdrain.io/state label, the metric's label. */
+static const char *const state_labels[] = {
+    [DRAIN_STATE_NONE] = "",
+    [DRAIN_STATE_DRAINING] = "draining",
+    [DRAIN_STATE_DRAINED] = "drained",
+    [DRAIN_STATE_BLOCKED] = "blocked",
+    [DRAIN_STATE_FAILED] = "failed",
+    [DRAIN_STATE_CANCELLED] = "cancelled",
+    [DRAIN_STATE_COMPLETED] = "completed",
+};
+
 const char *drain_state_name(drain_state_t s)
 {
     return s <= DRAIN_STATE_COMPLETED ? state_names[s] : "";
+}
+
+const char *drain_state_label(drain_state_t s)
+{
+    return s <= DRAIN_STATE_COMPLETED ? state_labels[s] : "";
 }
 
 drain_state_t drain_state_parse(const char *s)
@@ -720,7 +735,8 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
     const kube_node_t *n = v->node;
     ann_change_t ch[16];
     size_t nch = 0;
-    char migrating[16], pending[16], failed[16], label[32];
+    char migrating[16], pending[16], failed[16];
+    const char *label = drain_state_label(p->state);
     const char *state = drain_state_name(p->state);
     int rc = -1;
 
@@ -745,9 +761,6 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
     if (p->trigger)
         diff_ann(n, ch, &nch, DRAIN_ANN_TRIGGER, p->trigger);
     size_t i;
-    snprintf(label, sizeof(label), "%s", state);
-    for (char *q = label; *q; q++)
-        *q = (char)tolower((unsigned char)*q);
     const char *cur_label = kube_obj_label(&n->obj, DRAIN_LABEL_STATE);
     bool label_changed = !cur_label ? label[0] != '\0' : strcmp(cur_label, label) != 0;
     if (nch == 0 && !label_changed && p->cordon == 0 && !p->remove_taint)

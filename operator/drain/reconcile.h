@@ -64,6 +64,8 @@ typedef enum drain_state {
 
 /* "Draining", ...; "" for NONE. */
 const char *drain_state_name(drain_state_t s);
+/* "draining", ...: the vmdrain.io/state label; "" for NONE. */
+const char *drain_state_label(drain_state_t s);
 drain_state_t drain_state_parse(const char *s);
 
 /* What the reconciler sees of one node. The arrays are borrowed. */
