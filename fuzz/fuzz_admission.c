@@ -8,6 +8,7 @@
 #include "kube/decode.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "drain/eviction.h"
 #include "web/admission.h"
 
 #include <stdint.h>
@@ -97,8 +98,9 @@ static void load_cache(void)
 static void decide_and_encode(const admission_request_t *rq)
 {
     const kube_migration_t *const migs[] = {kube_obj_as_migration(mig)};
-    admission_input_t in = {.migs = migs, .n_migs = 1, .default_strategy = KUBE_EVICTION_NONE};
-    admission_result_t res;
+    drain_evict_input_t in = {.migs = migs, .n_migs = 1, .default_strategy = KUBE_EVICTION_NONE};
+    drain_evict_req_t er = {.ns = rq->ns, .name = rq->name, .dry_run = rq->dry_run};
+    drain_evict_result_t res;
     buf_t out;
 
     for (int i = 0; i < NPODS; i++)
@@ -108,12 +110,14 @@ static void decide_and_encode(const admission_request_t *rq)
     in.lookup_failed = rq->uid[0] & 2;
     in.live_migration_gate = !(rq->uid[0] & 4);
     in.vmi = kube_obj_as_vmi(vmis[(unsigned char)rq->uid[1] % NVMIS]);
-    admission_decide(rq, &in, &res);
+    drain_eviction_decide(&er, &in, &res);
     if (res.allowed != (res.code == 200) || !res.label || !res.message[0] ||
         (rq->dry_run && res.effects) || (res.effects & ~res.wanted_effects))
         abort();
     buf_init(&out, 1 << 16);
-    if (admission_encode(rq->uid, &res, &out) < 0)
+    admission_response_t r = {
+        .allowed = res.allowed, .code = res.code, .reason = res.reason, .message = res.message};
+    if (admission_encode(rq->uid, &r, &out) < 0)
         abort(); /* the uid and message came from valid UTF-8 */
     buf_free(&out);
 }

@@ -22,7 +22,7 @@ static web_server_t *srv;
 static void on_eviction(web_request_t *req, void *ud)
 {
     admission_request_t rq;
-    admission_result_t res = {.allowed = true, .code = 200};
+    admission_response_t res = {.allowed = true, .code = 200};
     char err[256];
     size_t len;
     const char *body = web_request_body(req, &len);

@@ -6,7 +6,7 @@
  * help text.
  */
 #include "kube/config.h"
-#include "drain/run.h"
+#include "cmd/run.h"
 #include "kube/debug.h"
 #include "util/log.h"
 
@@ -138,7 +138,7 @@ int main(int argc, char **argv)
         help |= strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
     if (!help && load_config(kubeconfig, context, &cfg) < 0)
         return EXIT_RUNTIME;
-    int rc = strcmp(command, "run") == 0 ? drain_run_main(&cfg, argc - optind, argv + optind)
+    int rc = strcmp(command, "run") == 0 ? cmd_run_main(&cfg, argc - optind, argv + optind)
                                          : kube_debug_main(&cfg, argc - optind, argv + optind);
     kube_config_free(&cfg);
     return rc;

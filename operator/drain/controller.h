@@ -1,17 +1,24 @@
 /*
- * controller — vmdrain's engine: informers, the work queue, the planner and
- * the writers, wired on one loop.
+ * drain/controller — vmdrain's engine: informers, the work queue, the
+ * planner and the one writer, on one loop.
  *
  * Every change the watches deliver queues the node it concerns. A queued
  * node is reconciled (drain/reconcile.c) from the caches, its plan applied
- * (node patch, migration deletes, Events) and its candidates handed to the
- * planner; then the planner picks what may start now and the controller
- * creates those migrations. A migration that finishes frees its slot in the
- * same loop iteration that delivers the watch event.
+ * by the writer (node patch, migration deletes, VMI marks and labels,
+ * Events) and its candidates handed to the planner; after each batch of
+ * reconciles the planner picks what may start now and the writer creates
+ * those migrations. A migration that finishes frees its slot in the same
+ * loop iteration that delivers the watch event. drain/engine.h has the
+ * rooms and the data flow.
+ *
+ * May call: the rest of drain/, kube/informer, kube/workqueue, kube/writer,
+ * kube/http, util/. Never web/: cmd/ wires the webhook to
+ * drain_controller_evict().
  */
 #ifndef VMDRAIN_DRAIN_CONTROLLER_H
 #define VMDRAIN_DRAIN_CONTROLLER_H
 
+#include "drain/eviction.h"
 #include "kube/http.h"
 
 #include <stdbool.h>
@@ -45,10 +52,16 @@ int drain_controller_pending_writes(const drain_controller_t *c);
 
 void drain_controller_free(drain_controller_t *c);
 
-struct web_request;
-/* The admission webhook's /validate-eviction handler (a web_handler_fn):
- * decides from the caches (a live GET when the pod is not cached yet),
- * marks and queues VMIs to evacuate, answers the AdmissionReview. */
-void drain_controller_eviction(struct web_request *req, void *ud);
+/* Called once with the answer to an eviction request. */
+typedef void (*drain_evict_cb)(void *ud, const drain_evict_result_t *res);
+
+/* Decides an eviction request from the caches (a live GET when the pod is
+ * not cached yet) and, unless it is a dry run, records what the decision
+ * asks for (the VMI is marked and queued by its node's reconcile). Calls
+ * cb exactly once: before returning, when the GET ends, or at
+ * drain_controller_stop() with a not-ready answer. Logs the decision and
+ * counts it in evictions_total. */
+void drain_controller_evict(drain_controller_t *c, const drain_evict_req_t *rq,
+                            const char *username, drain_evict_cb cb, void *ud);
 
 #endif

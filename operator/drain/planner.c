@@ -4,6 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Sums of guest memory: wide enough that no number of int64 sizes
+ * overflows them (two 7Ei VMIs already overflow an int64). */
+__extension__ typedef __int128 pl_sum_t;
+
 typedef struct pl_node pl_node_t;
 
 /* A candidate: queued in its node's list, or started (in no list). */
@@ -22,13 +26,13 @@ typedef struct pl_entry {
 struct pl_node {
     char *name; /* owned; also the key of p->nodes */
     double drain_start;
-    int observed;          /* planner_set_in_flight */
-    int started;           /* entries started here */
-    size_t queued;         /* entries in the queue */
-    int64_t queued_memory; /* their guest memory */
-    uint64_t last_served;  /* p->selected when last served; 0: never */
-    uint64_t passed;       /* slots given elsewhere while eligible, since served */
-    uint64_t aged_at;      /* place in the aging queue (p->age_clock); 0: not aged */
+    int observed;           /* planner_set_in_flight */
+    int started;            /* entries started here */
+    size_t queued;          /* entries in the queue */
+    pl_sum_t queued_memory; /* their guest memory: a sum that cannot overflow */
+    uint64_t last_served;   /* p->selected when last served; 0: never */
+    uint64_t passed;        /* slots given elsewhere while eligible, since served */
+    uint64_t aged_at;       /* place in the aging queue (p->age_clock); 0: not aged */
     pl_entry_t *head, *tail;
     struct pl_node *prev, *next; /* p's node list */
 };

@@ -1,11 +1,14 @@
+/*
+ * drain/reconcile — see reconcile.h. Pure: cache snapshot in, plan out.
+ */
 #include "drain/reconcile.h"
+#include "util/num.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
 
 static const char *const state_names[] = {
     [DRAIN_STATE_NONE] = "",
@@ -55,8 +58,15 @@ static bool state_active(drain_state_t s)
 
 bool drain_migration_in_flight(const kube_migration_t *m)
 {
-    return m->phase != KUBE_MIGRATION_SUCCEEDED && m->phase != KUBE_MIGRATION_FAILED &&
-           m->obj.deleted.sec == 0;
+    /* a deletion does not end it: KubeVirt aborts a deleted migration and
+     * releases its finalizer only once the abort is over */
+    return m->phase != KUBE_MIGRATION_SUCCEEDED && m->phase != KUBE_MIGRATION_FAILED;
+}
+
+/* Being deleted: vmdrain (or someone) asked for the end already. */
+static bool being_deleted(const kube_migration_t *m)
+{
+    return m->obj.deleted.sec != 0;
 }
 
 static bool has_drain_taint(const kube_node_t *n, const char *key)
@@ -84,14 +94,21 @@ static bool mig_of_vmi(const kube_migration_t *m, const kube_vmi_t *vmi)
     return strcmp(m->obj.ns, vmi->obj.ns) == 0 && strcmp(m->vmi_name, vmi->obj.name) == 0;
 }
 
-/* The attempt number in "vmdrain-<uid8>-<attempt>", or 0. */
-static int attempt_of(const kube_migration_t *m)
+/* The attempt number in "vmdrain-<uid8>-<attempt>", or 0 when the name
+ * has none; a number that is not one (or past DRAIN_ATTEMPT_MAX) counts
+ * in p->bad_numbers and is ignored. */
+static int attempt_of(const kube_migration_t *m, drain_plan_t *p)
 {
     const char *dash = strrchr(m->obj.name, '-');
+    int n;
     if (!dash || strncmp(m->obj.name, "vmdrain-", 8) != 0)
         return 0;
-    int n = atoi(dash + 1);
-    return n > 0 ? n : 0;
+    if (num_parse_int(dash + 1, 1, DRAIN_ATTEMPT_MAX, &n) < 0) {
+        p->bad_numbers++;
+        snprintf(p->bad_number, sizeof(p->bad_number), "%s", m->obj.name);
+        return 0;
+    }
+    return n;
 }
 
 /* The effective strategy of a VMI: its own, else the cluster default. */
@@ -148,35 +165,56 @@ static bool already_blocked(const kube_node_t *n, const kube_vmi_t *vmi)
     return false;
 }
 
+/* One entry "node/vmdrain-<uid8>-<attempt>@<unix-seconds>" of an abort
+ * record: its attempt and time, or -1 when it is not well formed. */
+static int abort_entry(const char *e, size_t len, int *attempt, int64_t *at_sec)
+{
+    const char *at = memchr(e, '@', len);
+    const char *dash = at;
+    int64_t a;
+
+    while (dash && dash > e && dash[-1] != '-')
+        dash--;
+    if (!at || !dash || dash == e ||
+        num_parse_i64(dash, (size_t)(at - dash), 1, DRAIN_ATTEMPT_MAX, &a) < 0 ||
+        num_parse_i64(at + 1, len - (size_t)(at + 1 - e), 0, INT64_MAX / 2, at_sec) < 0)
+        return -1;
+    *attempt = (int)a;
+    return 0;
+}
+
 /* Reads the VMI's record of aborted migrations: entries of this node made
  * since the drain started count as failed attempts. Returns how many; sets
- * *last_attempt and *last_failure. */
+ * *last_attempt and *last_failure. Entries that are not well formed count
+ * in p->bad_numbers and are ignored. */
 static int aborted_of(const kube_vmi_t *vmi, const char *node, vd_time_t started, int *last_attempt,
-                      vd_time_t *last_failure)
+                      vd_time_t *last_failure, drain_plan_t *p)
 {
     const char *rec = kube_obj_annotation(&vmi->obj, DRAIN_ANN_ABORTED);
     size_t nlen = strlen(node);
     int n = 0;
 
-    for (const char *p = rec; p && *p;) {
-        size_t len = strcspn(p, ",");
-        const char *at = memchr(p, '@', len);
-        const char *dash = at;
-        while (dash && dash > p && dash[-1] != '-')
-            dash--;
-        if (dash && atoi(dash) > *last_attempt)
-            *last_attempt = atoi(dash); /* any node: names are per VMI */
-        if (len > nlen + 1 && at && strncmp(p, node, nlen) == 0 && p[nlen] == '/') {
-            int64_t t = strtoll(at + 1, NULL, 10);
-            if (t >= started.sec) {
+    for (const char *e = rec; e && *e;) {
+        size_t len = strcspn(e, ",");
+        int attempt;
+        int64_t t;
+        if (abort_entry(e, len, &attempt, &t) < 0) {
+            p->bad_numbers++;
+            snprintf(p->bad_number, sizeof(p->bad_number), "%s/%s %s", vmi->obj.ns, vmi->obj.name,
+                     DRAIN_ANN_ABORTED);
+        } else {
+            if (attempt > *last_attempt)
+                *last_attempt = attempt; /* any node: names are per VMI */
+            if (len > nlen + 1 && strncmp(e, node, nlen) == 0 && e[nlen] == '/' &&
+                t >= started.sec) {
                 n++;
                 if (t > last_failure->sec)
                     *last_failure = (vd_time_t){t, 0};
             }
         }
-        p += len;
-        if (*p == ',')
-            p++;
+        e += len;
+        if (*e == ',')
+            e++;
     }
     return n;
 }
@@ -228,7 +266,7 @@ typedef struct vmi_history {
  * the VMI's move is not visible yet (unless the VMI records that very
  * migration as having brought it to this node). */
 static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t started,
-                       vmi_history_t *h)
+                       vmi_history_t *h, drain_plan_t *p)
 {
     const char *node = v->node->obj.name;
 
@@ -257,7 +295,7 @@ static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
             continue;
         /* attempt numbers go on across drains: an earlier drain's migration
          * of this VMI (kept by KubeVirt) still holds its name */
-        int a = attempt_of(m);
+        int a = attempt_of(m, p);
         if (a > h->last_attempt)
             h->last_attempt = a;
         if (!label_is(&m->obj, DRAIN_LABEL_NODE, node))
@@ -269,7 +307,7 @@ static void history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
                 h->last_failure = t;
         }
     }
-    h->failures += aborted_of(vmi, node, started, &h->last_attempt, &h->last_failure);
+    h->failures += aborted_of(vmi, node, started, &h->last_attempt, &h->last_failure, p);
 }
 
 /* Migrations that concern this node's drain and succeeded since it started:
@@ -401,12 +439,22 @@ static int check_timeouts(const drain_view_t *v, drain_plan_t *p, const kube_vmi
     return 1;
 }
 
+/* True when an eviction request for the VMI was answered and its mark is
+ * not written yet (the view's requests are all for this node). */
+static bool is_requested(const drain_view_t *v, const kube_vmi_t *vmi)
+{
+    for (size_t i = 0; i < v->n_requested; i++)
+        if (strcmp(v->requested[i], vmi->obj.uid) == 0)
+            return true;
+    return false;
+}
+
 /* True when an eviction request marked the VMI for evacuation from this
- * node (the admission webhook writes the mark). */
+ * node: the mark on the VMI, or a request not yet written. */
 static bool is_marked(const drain_view_t *v, const kube_vmi_t *vmi)
 {
     const char *from = kube_obj_annotation(&vmi->obj, DRAIN_ANN_EVACUATE_FROM);
-    return from && strcmp(from, v->node->obj.name) == 0;
+    return (from && strcmp(from, v->node->obj.name) == 0) || is_requested(v, vmi);
 }
 
 /* Classifies every VMI of a draining node: all of them under the taint,
@@ -440,8 +488,8 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
             continue;
         }
         vmi_history_t h;
-        history_of(v, vmi, started, &h);
-        if (h.active && is_ours(h.active) &&
+        history_of(v, vmi, started, &h, p);
+        if (h.active && is_ours(h.active) && !being_deleted(h.active) &&
             label_is(&h.active->obj, DRAIN_LABEL_NODE, v->node->obj.name)) {
             double next = 0;
             int rc = check_timeouts(v, p, vmi, h.active, &next);
@@ -502,7 +550,8 @@ static int plan_cancel(const drain_view_t *v, drain_plan_t *p)
     for (size_t i = 0; i < v->n_migs; i++) {
         const kube_migration_t *m = v->migs[i];
         if (is_ours(m) && label_is(&m->obj, DRAIN_LABEL_NODE, v->node->obj.name) &&
-            drain_migration_in_flight(m) && m->phase < KUBE_MIGRATION_RUNNING &&
+            drain_migration_in_flight(m) && !being_deleted(m) &&
+            m->phase < KUBE_MIGRATION_RUNNING &&
             !push_delete(p, m, "the drain ended before the migration started"))
             return -1;
     }
@@ -617,6 +666,82 @@ static int finish(const drain_view_t *v, drain_plan_t *p, bool completed)
     return plan_cancel(v, p);
 }
 
+/* True when the plan starts a migration of vmi. */
+static bool is_candidate(const drain_plan_t *p, const kube_vmi_t *vmi)
+{
+    for (size_t i = 0; i < p->n_candidates; i++)
+        if (p->candidates[i].vmi == vmi)
+            return true;
+    return false;
+}
+
+/* True when some migration of vmi is in flight. */
+static bool vmi_in_flight(const drain_view_t *v, const kube_vmi_t *vmi)
+{
+    for (size_t i = 0; i < v->n_migs; i++)
+        if (mig_of_vmi(v->migs[i], vmi) && drain_migration_in_flight(v->migs[i]))
+            return true;
+    return false;
+}
+
+static int push_vmi_write(drain_plan_t *p, const kube_vmi_t *vmi, drain_vmi_write_kind_t kind,
+                          const char *why)
+{
+    drain_vmi_write_t *w = realloc(p->vmi_writes, (p->n_vmi_writes + 1) * sizeof(*w));
+    if (!w)
+        return -1;
+    p->vmi_writes = w;
+    w[p->n_vmi_writes++] = (drain_vmi_write_t){.vmi = vmi, .kind = kind, .why = why};
+    return 0;
+}
+
+/* What vmdrain's own marks and labels on the node's VMIs need: the mark of
+ * an eviction request not yet written; a mark removed once its VMI left
+ * the node it names, or once the node was uncordoned without a taint; the
+ * evacuation label removed from a VMI that no longer migrates. */
+static int plan_vmi_meta(const drain_view_t *v, drain_plan_t *p)
+{
+    const char *node = v->node->obj.name;
+    bool active = p->tainted || p->evicting;
+
+    for (size_t i = 0; i < v->n_vmis; i++) {
+        const kube_vmi_t *vmi = v->vmis[i];
+        const char *from = kube_obj_annotation(&vmi->obj, DRAIN_ANN_EVACUATE_FROM);
+        int rc = 0;
+        bool here = from && strcmp(from, node) == 0;
+        if (!here && active && is_requested(v, vmi))
+            rc = push_vmi_write(p, vmi, DRAIN_VMI_MARK, "an eviction request was answered");
+        else if (from && !here)
+            rc = push_vmi_write(p, vmi, DRAIN_VMI_UNMARK, "the VMI left the node");
+        else if (here && !active)
+            rc = push_vmi_write(p, vmi, DRAIN_VMI_UNMARK,
+                                "the node was uncordoned without a drain taint");
+        if (rc == 0 && kube_obj_label(&vmi->obj, DRAIN_LABEL_EVACUATING) && !is_candidate(p, vmi) &&
+            !vmi_in_flight(v, vmi))
+            rc = push_vmi_write(p, vmi, DRAIN_VMI_UNLABEL, "no migration of the VMI is in flight");
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Migrations of ours from this node whose end the watch delivered: each is
+ * reported (an Event, the metrics) once. */
+static int plan_finished(const drain_view_t *v, drain_plan_t *p)
+{
+    if (v->n_ended == 0)
+        return 0;
+    p->finished = calloc(v->n_ended, sizeof(*p->finished));
+    if (!p->finished)
+        return -1;
+    for (size_t i = 0; i < v->n_ended; i++) {
+        const kube_migration_t *m = v->ended[i];
+        if (is_ours(m) && !drain_migration_in_flight(m))
+            p->finished[p->n_finished++] = m;
+    }
+    return 0;
+}
+
 int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
 {
     const kube_node_t *n = v->node;
@@ -633,16 +758,6 @@ int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
         !p->tainted && n->unschedulable &&
         (marked || (state_active(p->observed) && trigger && strcmp(trigger, "eviction") == 0));
     p->trigger = p->tainted ? "taint" : p->evicting ? "eviction" : NULL;
-    if (!p->tainted && !p->evicting && marked) {
-        /* uncordoned without a drain taint: the eviction drain is over */
-        p->unmark = calloc(v->n_vmis, sizeof(*p->unmark));
-        if (!p->unmark)
-            goto out_fail;
-        for (size_t i = 0; i < v->n_vmis; i++)
-            if (is_marked(v, v->vmis[i]))
-                p->unmark[p->n_unmark++] = v->vmis[i];
-    }
-
     if (p->tainted || p->evicting) {
         vd_time_t started = v->now;
         draining(v, p);
@@ -664,6 +779,8 @@ int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
     } else if (finish(v, p, p->observed == DRAIN_STATE_DRAINED) < 0) {
         goto out_fail;
     }
+    if (plan_vmi_meta(v, p) < 0 || plan_finished(v, p) < 0)
+        goto out_fail;
     return 0;
 out_fail:
     drain_plan_free(p);
@@ -674,291 +791,13 @@ void drain_plan_free(drain_plan_t *p)
 {
     free(p->candidates);
     free(p->deletes);
-    free(p->unmark);
-    p->unmark = NULL;
-    p->n_unmark = 0;
+    free(p->vmi_writes);
+    p->vmi_writes = NULL;
+    p->n_vmi_writes = 0;
+    free(p->finished);
+    p->finished = NULL;
+    p->n_finished = 0;
     p->candidates = NULL;
     p->deletes = NULL;
     p->n_candidates = p->n_deletes = 0;
-}
-
-/* --- JSON ---------------------------------------------------------------------------- */
-
-static void gstr(yajl_gen g, const char *s)
-{
-    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
-
-/* Hands the generated text to the caller as a fresh string. */
-static int gen_take(yajl_gen g, char **out)
-{
-    const unsigned char *buf;
-    size_t len;
-    if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok)
-        return -1;
-    *out = malloc(len + 1);
-    if (!*out)
-        return -1;
-    memcpy(*out, buf, len);
-    (*out)[len] = '\0';
-    return (int)len;
-}
-
-typedef struct ann_change {
-    const char *key;
-    const char *value; /* NULL: remove */
-} ann_change_t;
-
-/* Adds key to the change list when value differs from what the node has.
- * An empty value means absent. */
-static void diff_ann(const kube_node_t *n, ann_change_t *ch, size_t *nch, const char *key,
-                     const char *value)
-{
-    const char *cur = kube_obj_annotation(&n->obj, key);
-    if (value && !*value)
-        value = NULL;
-    if ((!cur && !value) || (cur && value && strcmp(cur, value) == 0))
-        return;
-    ch[*nch].key = key;
-    ch[*nch].value = value;
-    (*nch)++;
-}
-
-static int ann_int(const kube_node_t *n, const char *key)
-{
-    const char *v = kube_obj_annotation(&n->obj, key);
-    return v ? atoi(v) : 0;
-}
-
-int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
-{
-    const kube_node_t *n = v->node;
-    ann_change_t ch[16];
-    size_t nch = 0;
-    char migrating[16], pending[16], failed[16];
-    const char *label = drain_state_label(p->state);
-    const char *state = drain_state_name(p->state);
-    int rc = -1;
-
-    *out = NULL;
-    if (p->state == DRAIN_STATE_NONE && p->cordon == 0)
-        return 0;
-    bool ended = p->state == DRAIN_STATE_COMPLETED || p->state == DRAIN_STATE_CANCELLED;
-    snprintf(migrating, sizeof(migrating), "%d", ended ? 0 : p->migrating);
-    snprintf(pending, sizeof(pending), "%d", ended ? 0 : p->pending);
-    snprintf(failed, sizeof(failed), "%d", ended ? ann_int(n, DRAIN_ANN_FAILED) : p->failed);
-    diff_ann(n, ch, &nch, DRAIN_ANN_STATE, state);
-    diff_ann(n, ch, &nch, DRAIN_ANN_PROGRESS, p->progress);
-    diff_ann(n, ch, &nch, DRAIN_ANN_MIGRATING, migrating);
-    diff_ann(n, ch, &nch, DRAIN_ANN_PENDING, pending);
-    diff_ann(n, ch, &nch, DRAIN_ANN_FAILED, failed);
-    if (!ended)
-        diff_ann(n, ch, &nch, DRAIN_ANN_BLOCKED, p->blocked_list);
-    diff_ann(n, ch, &nch, DRAIN_ANN_STARTED_AT, p->started_at);
-    diff_ann(n, ch, &nch, DRAIN_ANN_COMPLETED_AT, p->completed_at);
-    diff_ann(n, ch, &nch, DRAIN_ANN_MESSAGE, p->message);
-    diff_ann(n, ch, &nch, DRAIN_ANN_CORDONED_BY, p->cordoned_by);
-    if (p->trigger)
-        diff_ann(n, ch, &nch, DRAIN_ANN_TRIGGER, p->trigger);
-    size_t i;
-    const char *cur_label = kube_obj_label(&n->obj, DRAIN_LABEL_STATE);
-    bool label_changed = !cur_label ? label[0] != '\0' : strcmp(cur_label, label) != 0;
-    if (nch == 0 && !label_changed && p->cordon == 0 && !p->remove_taint)
-        return 0;
-
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
-        return -1;
-    yajl_gen_map_open(g);
-    gstr(g, "metadata");
-    yajl_gen_map_open(g);
-    gstr(g, "resourceVersion");
-    gstr(g, n->obj.resource_version);
-    if (nch) {
-        gstr(g, "annotations");
-        yajl_gen_map_open(g);
-        for (i = 0; i < nch; i++) {
-            gstr(g, ch[i].key);
-            if (ch[i].value)
-                gstr(g, ch[i].value);
-            else
-                yajl_gen_null(g);
-        }
-        yajl_gen_map_close(g);
-    }
-    if (label_changed) {
-        gstr(g, "labels");
-        yajl_gen_map_open(g);
-        gstr(g, DRAIN_LABEL_STATE);
-        if (label[0])
-            gstr(g, label);
-        else
-            yajl_gen_null(g);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    if (p->cordon || p->remove_taint) {
-        gstr(g, "spec");
-        yajl_gen_map_open(g);
-        if (p->cordon) {
-            gstr(g, "unschedulable");
-            if (p->cordon > 0)
-                yajl_gen_bool(g, 1);
-            else
-                yajl_gen_null(g);
-        }
-        if (p->remove_taint) {
-            gstr(g, "taints");
-            yajl_gen_array_open(g);
-            for (i = 0; i < n->n_taints; i++) {
-                const kube_taint_t *t = &n->taints[i];
-                if (strcmp(t->key, v->cfg->node_drain_taint_key) == 0 &&
-                    strcmp(t->effect, "NoSchedule") == 0)
-                    continue;
-                yajl_gen_map_open(g);
-                gstr(g, "key");
-                gstr(g, t->key);
-                if (t->value[0]) {
-                    gstr(g, "value");
-                    gstr(g, t->value);
-                }
-                gstr(g, "effect");
-                gstr(g, t->effect);
-                yajl_gen_map_close(g);
-            }
-            yajl_gen_array_close(g);
-        }
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    rc = gen_take(g, out);
-    yajl_gen_free(g);
-    return rc;
-}
-
-int drain_migration_body(const drain_candidate_t *c, const char *node, char **out)
-{
-    yajl_gen g = yajl_gen_alloc(NULL);
-    int rc;
-
-    if (!g)
-        return -1;
-    yajl_gen_map_open(g);
-    gstr(g, "apiVersion");
-    gstr(g, "kubevirt.io/v1");
-    gstr(g, "kind");
-    gstr(g, "VirtualMachineInstanceMigration");
-    gstr(g, "metadata");
-    yajl_gen_map_open(g);
-    gstr(g, "name");
-    gstr(g, c->name);
-    gstr(g, "namespace");
-    gstr(g, c->vmi->obj.ns);
-    gstr(g, "labels");
-    yajl_gen_map_open(g);
-    gstr(g, DRAIN_LABEL_MANAGED_BY);
-    gstr(g, "vmdrain");
-    gstr(g, DRAIN_LABEL_NODE);
-    gstr(g, node);
-    gstr(g, DRAIN_LABEL_VMI_UID);
-    gstr(g, c->vmi->obj.uid);
-    yajl_gen_map_close(g);
-    gstr(g, "annotations");
-    yajl_gen_map_open(g);
-    gstr(g, DRAIN_ANN_EVACUATION);
-    gstr(g, node);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    gstr(g, "spec");
-    yajl_gen_map_open(g);
-    gstr(g, "vmiName");
-    gstr(g, c->vmi->obj.name);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    rc = gen_take(g, out);
-    yajl_gen_free(g);
-    return rc;
-}
-
-/* {"metadata":{"<field>":{"<key>":value|null}}} */
-static int meta_patch(const char *field, const char *key, const char *value, char **out)
-{
-    yajl_gen g = yajl_gen_alloc(NULL);
-    int rc;
-
-    if (!g)
-        return -1;
-    yajl_gen_map_open(g);
-    gstr(g, "metadata");
-    yajl_gen_map_open(g);
-    gstr(g, field);
-    yajl_gen_map_open(g);
-    gstr(g, key);
-    if (value)
-        gstr(g, value);
-    else
-        yajl_gen_null(g);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    rc = gen_take(g, out);
-    yajl_gen_free(g);
-    return rc;
-}
-
-int drain_annotation_patch(const char *key, const char *value, char **out)
-{
-    return meta_patch("annotations", key, value, out);
-}
-
-int drain_label_patch(const char *key, const char *value, char **out)
-{
-    return meta_patch("labels", key, value, out);
-}
-
-int drain_policy_body(const char *name, const char *bandwidth, int completion_timeout_per_gib,
-                      char **out)
-{
-    yajl_gen g = yajl_gen_alloc(NULL);
-    int rc;
-
-    if (!g)
-        return -1;
-    yajl_gen_map_open(g);
-    gstr(g, "apiVersion");
-    gstr(g, "migrations.kubevirt.io/v1alpha1");
-    gstr(g, "kind");
-    gstr(g, "MigrationPolicy");
-    gstr(g, "metadata");
-    yajl_gen_map_open(g);
-    gstr(g, "name");
-    gstr(g, name);
-    gstr(g, "labels");
-    yajl_gen_map_open(g);
-    gstr(g, DRAIN_LABEL_MANAGED_BY);
-    gstr(g, "vmdrain");
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    gstr(g, "spec");
-    yajl_gen_map_open(g);
-    gstr(g, "selectors");
-    yajl_gen_map_open(g);
-    gstr(g, "virtualMachineInstanceSelector");
-    yajl_gen_map_open(g);
-    gstr(g, DRAIN_LABEL_EVACUATING);
-    gstr(g, "true");
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    gstr(g, "bandwidthPerMigration");
-    if (bandwidth)
-        gstr(g, bandwidth);
-    else
-        yajl_gen_null(g);
-    gstr(g, "completionTimeoutPerGiB");
-    yajl_gen_integer(g, completion_timeout_per_gib);
-    yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
-    rc = gen_take(g, out);
-    yajl_gen_free(g);
-    return rc;
 }

@@ -6,9 +6,12 @@
  * node's desired cordon, taints, annotations and label, the migrations to
  * start (candidates for the planner) and to delete, and the Events that
  * mark state changes. It remembers nothing between calls: everything it
- * needs is in the cluster (DESIGN §5), so it can run again at any time and
- * a restarted vmdrain computes the same plan. It does no I/O; the
- * controller (drain/controller.c) applies the plan.
+ * needs is in the cluster (docs/architecture.md, "State"), so it can run
+ * again at any time and a restarted vmdrain computes the same plan. It does
+ * no I/O; the controller's writer (drain/writer.c) applies the plan, and
+ * drain/bodies.c turns it into JSON.
+ *
+ * May call: drain/config, kube/objects, util/timefmt, util/num.
  */
 #ifndef VMDRAIN_DRAIN_RECONCILE_H
 #define VMDRAIN_DRAIN_RECONCILE_H
@@ -20,7 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Annotation and label names (DESIGN §3). */
+/* Annotation and label names (docs/architecture.md, "Names"). */
 #define DRAIN_ANN_PREFIX        "vmdrain.io/"
 #define DRAIN_ANN_STATE         "vmdrain.io/state"
 #define DRAIN_ANN_PROGRESS      "vmdrain.io/progress"
@@ -48,6 +51,10 @@
 #define DRAIN_POLICY_NAME "vmdrain-evacuation"
 /* Entries kept in DRAIN_ANN_ABORTED (the oldest are dropped). */
 #define DRAIN_ABORTED_MAX 16
+
+/* Highest attempt number read from a migration's name or an abort record;
+ * larger ones are not numbers vmdrain wrote, and are ignored. */
+#define DRAIN_ATTEMPT_MAX 1000000
 
 /* Longest value written to the blocked annotation. */
 #define DRAIN_BLOCKED_MAX 1024
@@ -80,6 +87,14 @@ typedef struct drain_view {
      * kubevirt.io/evacuationMigration=<node> (a migration appears once only) */
     const kube_migration_t *const *migs;
     size_t n_migs;
+    /* uids of VMIs of this node whose eviction request was answered and
+     * whose vmdrain.io/evacuate-from mark is not written yet */
+    const char *const *requested;
+    size_t n_requested;
+    /* migrations from this node whose end (Succeeded or Failed) the watch
+     * delivered since the last reconcile */
+    const kube_migration_t *const *ended;
+    size_t n_ended;
 } drain_view_t;
 
 /* A VMI ready for its next migration attempt. */
@@ -109,6 +124,19 @@ typedef struct drain_event {
 
 #define DRAIN_MAX_EVENTS 8
 
+/* A write of vmdrain's own metadata on a VMI. */
+typedef enum drain_vmi_write_kind {
+    DRAIN_VMI_MARK,    /* set vmdrain.io/evacuate-from=<node> (an eviction request) */
+    DRAIN_VMI_UNMARK,  /* remove vmdrain.io/evacuate-from */
+    DRAIN_VMI_UNLABEL, /* remove vmdrain.io/evacuating (no migration in flight) */
+} drain_vmi_write_kind_t;
+
+typedef struct drain_vmi_write {
+    const kube_vmi_t *vmi;
+    drain_vmi_write_kind_t kind;
+    const char *why; /* static, for the log */
+} drain_vmi_write_t;
+
 typedef struct drain_plan {
     bool tainted;  /* the drain taint is on the node */
     bool evicting; /* no taint, but evictions marked VMIs of this cordoned node */
@@ -136,10 +164,16 @@ typedef struct drain_plan {
     size_t n_deletes;
     drain_event_t events[DRAIN_MAX_EVENTS];
     size_t n_events;
-    /* VMIs whose DRAIN_ANN_EVACUATE_FROM mark is to be removed: the node
-     * was uncordoned without a drain taint (owned by the plan) */
-    const kube_vmi_t **unmark;
-    size_t n_unmark;
+    drain_vmi_write_t *vmi_writes; /* owned by the plan */
+    size_t n_vmi_writes;
+    /* migrations of ours whose end is to be reported (owned array) */
+    const kube_migration_t **finished;
+    size_t n_finished;
+
+    /* numbers read from the cluster that were not numbers vmdrain wrote
+     * (ignored; the caller logs them), and the object of the last one */
+    int bad_numbers;
+    char bad_number[320];
 
     double requeue_after; /* seconds until a backoff ends; 0 for none */
 } drain_plan_t;
@@ -149,30 +183,10 @@ typedef struct drain_plan {
 int drain_reconcile(const drain_view_t *v, drain_plan_t *out);
 void drain_plan_free(drain_plan_t *p);
 
-/* Writes the JSON merge patch that takes the node from what the view saw to
- * the plan (spec.unschedulable, spec.taints, the annotations and the state
- * label, guarded by the node's resourceVersion), into out. Returns its
- * length, 0 when nothing needs writing, or -1 (memory). The caller frees
- * *out. */
-int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out);
-
-/* The migration object for a candidate, as JSON. The caller frees *out.
- * Returns its length or -1. */
-int drain_migration_body(const drain_candidate_t *c, const char *node, char **out);
-
-/* Writes the merge patch that sets a VMI annotation (value NULL removes
- * it) into *out. Returns its length or -1. The caller frees *out. */
-int drain_annotation_patch(const char *key, const char *value, char **out);
-
-/* The merge patch that sets (value "true") or removes (NULL) a label. */
-int drain_label_patch(const char *key, const char *value, char **out);
-
-/* The vmdrain-evacuation MigrationPolicy as JSON (bandwidth NULL: no
- * limit). The caller frees *out. Returns its length or -1. */
-int drain_policy_body(const char *name, const char *bandwidth, int completion_timeout_per_gib,
-                      char **out);
-
-/* True when a migration is still running or waiting to run. */
+/* True when a migration is still running or waiting to run: not Succeeded
+ * and not Failed. A migration being deleted is still in flight (KubeVirt
+ * aborts it first). The one rule used by the webhook, the reconciler and
+ * the pacing recount. */
 bool drain_migration_in_flight(const kube_migration_t *m);
 
 #endif

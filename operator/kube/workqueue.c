@@ -1,3 +1,6 @@
+/*
+ * kube/workqueue — see workqueue.h.
+ */
 #include "kube/workqueue.h"
 #include "util/hmap.h"
 
@@ -7,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys handled per idle callback before the loop polls again. */
+/* Keys handled per loop iteration before the loop polls again. */
 #define WORKQUEUE_BATCH 64
 
 typedef struct wq_item {
@@ -31,11 +34,16 @@ struct workqueue {
     size_t ready;
     wq_item_t **heap; /* min-heap on due */
     size_t nheap, heap_cap;
-    ev_idle idle;
+    void (*on_batch)(void *ud); /* after each batch that handled a key */
+    ev_check check;             /* handles a batch after every poll */
+    ev_prepare prepare;         /* keeps the poll from blocking while keys are ready */
+    ev_idle spin;               /* active while keys are ready: the poll does not block */
     ev_timer timer;
 };
 
-static void on_idle(struct ev_loop *loop, ev_idle *w, int revents);
+static void on_check(struct ev_loop *loop, ev_check *w, int revents);
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
+static void on_spin(struct ev_loop *loop, ev_idle *w, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 workqueue_t *workqueue_new(struct ev_loop *loop, workqueue_fn fn, void *ud, double base_delay,
@@ -50,8 +58,15 @@ workqueue_t *workqueue_new(struct ev_loop *loop, workqueue_fn fn, void *ud, doub
     q->base_delay = base_delay;
     q->max_delay = max_delay;
     hmap_init(&q->items);
-    ev_idle_init(&q->idle, on_idle);
-    q->idle.data = q;
+    ev_check_init(&q->check, on_check);
+    ev_prepare_init(&q->prepare, on_prepare);
+    ev_idle_init(&q->spin, on_spin);
+    q->check.data = q->prepare.data = q->spin.data = q;
+    ev_check_start(loop, &q->check);
+    ev_prepare_start(loop, &q->prepare);
+    /* they do not keep ev_run() going by themselves */
+    ev_unref(loop);
+    ev_unref(loop);
     ev_init(&q->timer, on_timer);
     q->timer.data = q;
     return q;
@@ -61,7 +76,11 @@ void workqueue_free(workqueue_t *q)
 {
     if (!q)
         return;
-    ev_idle_stop(q->loop, &q->idle);
+    ev_ref(q->loop);
+    ev_ref(q->loop);
+    ev_check_stop(q->loop, &q->check);
+    ev_prepare_stop(q->loop, &q->prepare);
+    ev_idle_stop(q->loop, &q->spin);
     ev_timer_stop(q->loop, &q->timer);
     for (hmap_entry_t *e = hmap_first(&q->items); e; e = hmap_next(&q->items, e)) {
         wq_item_t *it = e->value;
@@ -118,7 +137,7 @@ static void enqueue(workqueue_t *q, wq_item_t *it)
         q->head = it;
     q->tail = it;
     q->ready++;
-    ev_idle_start(q->loop, &q->idle);
+    ev_idle_start(q->loop, &q->spin);
 }
 
 int workqueue_add(workqueue_t *q, const char *key)
@@ -269,11 +288,16 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     arm_timer(q);
 }
 
-static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+/* After every poll, whatever else the iteration delivered: a bounded batch
+ * of ready keys, so sustained watch traffic can never starve reconciles
+ * (an ev_idle watcher runs only when nothing else is pending). */
+static void on_check(struct ev_loop *loop, ev_check *w, int revents)
 {
     workqueue_t *q = w->data;
+    int n = 0;
+    (void)loop;
     (void)revents;
-    for (int n = 0; n < WORKQUEUE_BATCH && q->head; n++) {
+    for (; n < WORKQUEUE_BATCH && q->head; n++) {
         wq_item_t *it = q->head;
         q->head = it->next;
         if (!q->head)
@@ -290,6 +314,28 @@ static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
             item_maybe_drop(q, it);
         }
     }
+    if (n > 0 && q->on_batch)
+        q->on_batch(q->ud);
+}
+
+/* Before the poll: while keys are ready the spin watcher stays active, so
+ * the poll returns at once and the next check handles them. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    workqueue_t *q = w->data;
+    (void)revents;
     if (!q->head)
-        ev_idle_stop(loop, &q->idle);
+        ev_idle_stop(loop, &q->spin);
+}
+
+static void on_spin(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+void workqueue_on_batch(workqueue_t *q, void (*fn)(void *ud))
+{
+    q->on_batch = fn;
 }

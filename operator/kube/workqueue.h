@@ -6,8 +6,10 @@
  * again right after; keys can be added after a delay; and a per-key
  * exponential backoff (base × 2^failures, capped) paces retries of a key
  * whose reconcile failed. Keys are processed in the order they became
- * ready, from an ev_idle watcher, a batch per loop iteration, so watch
- * events are never starved.
+ * ready, from an ev_check watcher: a bounded batch after every poll of
+ * the loop, so neither watch events nor reconciles can starve the other.
+ *
+ * May call: util/hmap, libev.
  */
 #ifndef VMDRAIN_KUBE_WORKQUEUE_H
 #define VMDRAIN_KUBE_WORKQUEUE_H
@@ -28,6 +30,10 @@ workqueue_t *workqueue_new(struct ev_loop *loop, workqueue_fn fn, void *ud, doub
 
 /* Stops the watchers and frees every key. Not from inside fn. */
 void workqueue_free(workqueue_t *q);
+
+/* Calls fn(ud) after each batch that handled at least one key (the
+ * controller starts migrations there, once the batch's reconciles are in). */
+void workqueue_on_batch(workqueue_t *q, void (*fn)(void *ud));
 
 /* Makes key ready now. Returns 0 or -1 (memory). */
 int workqueue_add(workqueue_t *q, const char *key);

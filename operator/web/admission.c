@@ -1,5 +1,8 @@
+/*
+ * web/admission — see admission.h.
+ */
 #include "web/admission.h"
-#include "util/metrics.h"
+#include "util/text.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,61 +14,6 @@
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 #define REVIEW_KIND        "AdmissionReview"
-
-/* Per decision: its name, its metric label and whether it allows. */
-static const struct {
-    const char *name;
-    const char *label;
-    bool allowed;
-} decisions[ADMISSION_DECISION_COUNT] = {
-    [ADMISSION_NEED_LOOKUP] = {"NEED_LOOKUP", "lookup", false},
-    [ADMISSION_DENY_LOOKUP_FAILED] = {"DENY_LOOKUP_FAILED", "lookup_failed", false},
-    [ADMISSION_ALLOW_NO_POD] = {"ALLOW_NO_POD", "no_pod", true},
-    [ADMISSION_ALLOW_NOT_LAUNCHER] = {"ALLOW_NOT_LAUNCHER", "not_launcher", true},
-    [ADMISSION_ALLOW_FINISHED_POD] = {"ALLOW_FINISHED_POD", "finished", true},
-    [ADMISSION_DENY_TARGET_POD] = {"DENY_TARGET_POD", "target", false},
-    [ADMISSION_ALLOW_NO_VMI] = {"ALLOW_NO_VMI", "no_vmi", true},
-    [ADMISSION_ALLOW_FINISHED_VMI] = {"ALLOW_FINISHED_VMI", "finished", true},
-    [ADMISSION_ALLOW_VMI_ELSEWHERE] = {"ALLOW_VMI_ELSEWHERE", "elsewhere", true},
-    [ADMISSION_ALLOW_NOT_OURS] = {"ALLOW_NOT_OURS", "none", true},
-    [ADMISSION_DENY_MIGRATE] = {"DENY_MIGRATE", "migrate", false},
-    [ADMISSION_DENY_BLOCKED] = {"DENY_BLOCKED", "blocked", false},
-    [ADMISSION_ALLOW_IF_POSSIBLE] = {"ALLOW_IF_POSSIBLE", "if_possible", true},
-    [ADMISSION_DENY_EXTERNAL] = {"DENY_EXTERNAL", "external", false},
-    [ADMISSION_DENY_GATE_OFF] = {"DENY_GATE_OFF", "gate_off", false},
-    [ADMISSION_DENY_UNKNOWN_STRATEGY] = {"DENY_UNKNOWN_STRATEGY", "unknown_strategy", false},
-};
-
-const char *admission_decision_name(admission_decision_t d)
-{
-    if ((unsigned)d >= ADMISSION_DECISION_COUNT)
-        return "?";
-    return decisions[d].name;
-}
-
-const char *admission_decision_label(admission_decision_t d)
-{
-    if ((unsigned)d >= ADMISSION_DECISION_COUNT)
-        return "other";
-    return decisions[d].label;
-}
-
-/* Copies src into dst (n bytes with the terminator), cut so that no UTF-8
- * sequence is split. Returns true when all of src fit. */
-static bool copy_cut(char *dst, size_t n, const char *src)
-{
-    size_t len = strlen(src);
-    bool fit = len < n;
-
-    if (!fit) {
-        len = n - 1;
-        while (len > 0 && ((unsigned char)src[len] & 0xC0) == 0x80)
-            len--;
-    }
-    memcpy(dst, src, len);
-    dst[len] = '\0';
-    return fit;
-}
 
 /* --- decoding --------------------------------------------------------- */
 
@@ -312,7 +260,7 @@ static int decode_extras(yajl_val rq, admission_request_t *out, char *err, size_
     user = get_str(ui, "username", "request.userInfo.username", &bad, err, errlen);
     if (bad)
         return -1;
-    copy_cut(out->username, sizeof(out->username), user ? user : "");
+    text_copy_cut(out->username, sizeof(out->username), user ? user : "");
     return 0;
 }
 
@@ -395,236 +343,17 @@ int admission_decode(const char *body, size_t len, admission_request_t *out, cha
     return rc;
 }
 
-/* --- the decision ----------------------------------------------------- */
-
-/* Sets the decision, its fixed attributes and the formatted message. */
-static void decide_as(admission_result_t *out, admission_decision_t d, unsigned effects,
-                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static void decide_as(admission_result_t *out, admission_decision_t d, unsigned effects,
-                      const char *fmt, ...)
-{
-    char msg[ADMISSION_MESSAGE_MAX * 2];
-    va_list ap;
-
-    out->decision = d;
-    out->allowed = decisions[d].allowed;
-    out->code = out->allowed ? 200 : 429;
-    out->label = decisions[d].label;
-    out->reason = out->allowed ? "" : "TooManyRequests";
-    out->wanted_effects = effects;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    copy_cut(out->message, sizeof(out->message), msg);
-}
-
-static bool migration_in_flight(const kube_migration_t *m)
-{
-    return m->phase != KUBE_MIGRATION_SUCCEEDED && m->phase != KUBE_MIGRATION_FAILED;
-}
-
-/* The first migration of the VMI still in flight, or NULL. */
-static const kube_migration_t *first_in_flight(const admission_input_t *in)
-{
-    for (size_t i = 0; i < in->n_migs; i++)
-        if (in->migs[i] && migration_in_flight(in->migs[i]))
-            return in->migs[i];
-    return NULL;
-}
-
-/* Whether the VMI's migrationState describes a migration not yet ended. */
-static bool vmi_migrating(const kube_vmi_t *vmi)
-{
-    const kube_migration_state_t *m = &vmi->migration;
-
-    return vmi->has_migration_state && !m->completed && !m->failed && m->migration_uid[0];
-}
-
-/* When pod is the target pod of a migration in flight, returns that
- * migration's name (or its uid when only the VMI's migrationState knows
- * it); otherwise NULL. */
-static const char *target_of(const admission_input_t *in)
-{
-    const kube_pod_t *pod = in->pod;
-    const char *job = kube_obj_label(&pod->obj, ADMISSION_LABEL_MIGRATION_JOB);
-
-    if (job && *job)
-        for (size_t i = 0; i < in->n_migs; i++) {
-            const kube_migration_t *m = in->migs[i];
-            if (m && strcmp(m->obj.uid, job) == 0 && migration_in_flight(m))
-                return m->obj.name;
-        }
-    if (in->vmi && vmi_migrating(in->vmi) &&
-        strcmp(in->vmi->migration.target_pod, pod->obj.name) == 0) {
-        for (size_t i = 0; i < in->n_migs; i++)
-            if (in->migs[i] && strcmp(in->migs[i]->obj.uid, in->vmi->migration.migration_uid) == 0)
-                return in->migs[i]->obj.name;
-        return in->vmi->migration.migration_uid;
-    }
-    return NULL;
-}
-
-/* "reason: message" of the VMI's LiveMigratable condition, with fallbacks
- * when either is empty. */
-static void why_not_migratable(const kube_vmi_t *vmi, char *buf, size_t n)
-{
-    const char *r = vmi->migratable_reason, *m = vmi->migratable_message;
-
-    if (*r && *m)
-        snprintf(buf, n, "%s: %s", r, m);
-    else if (*r || *m)
-        snprintf(buf, n, "%s", *r ? r : m);
-    else
-        snprintf(buf, n, "condition LiveMigratable is %s",
-                 vmi->migratable == KUBE_COND_FALSE ? "False" : "not True");
-}
-
-/* The pod is absent from the cache (or the cluster). */
-static void decide_no_pod(const admission_request_t *req, const admission_input_t *in,
-                          admission_result_t *out)
-{
-    if (in->lookup_failed)
-        decide_as(out, ADMISSION_DENY_LOOKUP_FAILED, 0,
-                  "Eviction of pod %s/%s deferred: the pod could not be read; retry", req->ns,
-                  req->name);
-    else if (!in->pod_looked_up)
-        decide_as(out, ADMISSION_NEED_LOOKUP, 0, "pod %s/%s is not in the cache", req->ns,
-                  req->name);
-    else
-        decide_as(out, ADMISSION_ALLOW_NO_POD, 0, "pod %s/%s not found", req->ns, req->name);
-}
-
-/* The migrate branch shared by LiveMigrate and LiveMigrateIfPossible. */
-static void decide_migrate(const char *vkey, bool in_progress, admission_result_t *out)
-{
-    decide_as(out, ADMISSION_DENY_MIGRATE, ADMISSION_EFFECT_MARK | ADMISSION_EFFECT_QUEUE,
-              "Eviction triggered evacuation of VMI %s: migration %s", vkey,
-              in_progress ? "in progress" : "queued");
-}
-
-/* The strategy decides, for a launcher pod of a VMI on the pod's node. */
-static void decide_strategy(const admission_input_t *in, kube_eviction_strategy_t strategy,
-                            admission_result_t *out)
-{
-    const kube_vmi_t *vmi = in->vmi;
-    bool migrating = first_in_flight(in) || vmi_migrating(vmi);
-    bool migratable = vmi->migratable == KUBE_COND_TRUE;
-    char vkey[330], why[ADMISSION_MESSAGE_MAX];
-
-    kube_obj_key(&vmi->obj, vkey, sizeof(vkey));
-    why_not_migratable(vmi, why, sizeof(why));
-    switch (strategy) {
-    case KUBE_EVICTION_UNSET:
-    case KUBE_EVICTION_NONE:
-        decide_as(out, ADMISSION_ALLOW_NOT_OURS, 0, "VMI %s has eviction strategy None", vkey);
-        break;
-    case KUBE_EVICTION_LIVE_MIGRATE:
-        if (migrating || (migratable && in->live_migration_gate))
-            decide_migrate(vkey, migrating, out);
-        else if (!in->live_migration_gate)
-            decide_as(out, ADMISSION_DENY_GATE_OFF, ADMISSION_EFFECT_BLOCKED,
-                      "VMI %s cannot be evacuated: the LiveMigration feature gate is off", vkey);
-        else
-            decide_as(out, ADMISSION_DENY_BLOCKED, ADMISSION_EFFECT_BLOCKED,
-                      "VMI %s cannot be live-migrated: %s", vkey, why);
-        break;
-    case KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE:
-        if (migrating || (migratable && in->live_migration_gate))
-            decide_migrate(vkey, migrating, out);
-        else
-            decide_as(out, ADMISSION_ALLOW_IF_POSSIBLE, 0,
-                      "VMI %s cannot be live-migrated (%s); eviction allowed by strategy "
-                      "LiveMigrateIfPossible",
-                      vkey, migratable ? "the LiveMigration feature gate is off" : why);
-        break;
-    case KUBE_EVICTION_EXTERNAL:
-        decide_as(out, ADMISSION_DENY_EXTERNAL, ADMISSION_EFFECT_MARK,
-                  "Eviction triggered evacuation of VMI %s: evacuation is handled by an "
-                  "external controller",
-                  vkey);
-        break;
-    default:
-        decide_as(out, ADMISSION_DENY_UNKNOWN_STRATEGY, 0,
-                  "VMI %s has an eviction strategy this version does not know; eviction denied",
-                  vkey);
-        break;
-    }
-}
-
-/* A cached launcher pod of a known VMI: target pod, finished VMI, VMI
- * elsewhere, else the strategy. */
-static void decide_launcher(const admission_request_t *req, const admission_input_t *in,
-                            admission_result_t *out)
-{
-    const kube_vmi_t *vmi = in->vmi;
-    const char *target = target_of(in);
-    kube_eviction_strategy_t strategy;
-    char vkey[330];
-
-    if (target) {
-        decide_as(out, ADMISSION_DENY_TARGET_POD, 0,
-                  "Pod %s/%s is the target of migration %s; evict it once the migration ended",
-                  req->ns, req->name, target);
-        return;
-    }
-    if (!vmi) {
-        decide_as(out, ADMISSION_ALLOW_NO_VMI, 0, "pod %s/%s belongs to no known VMI", req->ns,
-                  req->name);
-        return;
-    }
-    kube_obj_key(&vmi->obj, vkey, sizeof(vkey));
-    if (vmi->phase == KUBE_VMI_SUCCEEDED || vmi->phase == KUBE_VMI_FAILED) {
-        decide_as(out, ADMISSION_ALLOW_FINISHED_VMI, 0, "VMI %s has finished (%s)", vkey,
-                  kube_vmi_phase_name(vmi->phase));
-        return;
-    }
-    if (*vmi->node_name && *in->pod->node_name && strcmp(vmi->node_name, in->pod->node_name)) {
-        decide_as(out, ADMISSION_ALLOW_VMI_ELSEWHERE, 0,
-                  "VMI %s runs on node %s, not on the pod's node %s", vkey, vmi->node_name,
-                  in->pod->node_name);
-        return;
-    }
-    strategy = vmi->eviction_strategy;
-    if (strategy == KUBE_EVICTION_UNSET)
-        strategy = in->default_strategy;
-    decide_strategy(in, strategy, out);
-}
-
-void admission_decide(const admission_request_t *req, const admission_input_t *in,
-                      admission_result_t *out)
-{
-    const kube_pod_t *pod = in->pod;
-
-    memset(out, 0, sizeof(*out));
-    if (!pod) {
-        decide_no_pod(req, in, out);
-    } else {
-        const char *app = kube_obj_label(&pod->obj, ADMISSION_LABEL_APP);
-        if (!app || strcmp(app, ADMISSION_LAUNCHER) != 0)
-            decide_as(out, ADMISSION_ALLOW_NOT_LAUNCHER, 0, "pod %s/%s is not a virt-launcher pod",
-                      req->ns, req->name);
-        else if (pod->phase == KUBE_POD_SUCCEEDED || pod->phase == KUBE_POD_FAILED)
-            decide_as(out, ADMISSION_ALLOW_FINISHED_POD, 0, "pod %s/%s has finished (%s)", req->ns,
-                      req->name, kube_pod_phase_name(pod->phase));
-        else
-            decide_launcher(req, in, out);
-    }
-    if (out->wanted_effects && in->vmi)
-        copy_cut(out->node, sizeof(out->node),
-                 *in->vmi->node_name ? in->vmi->node_name : (pod ? pod->node_name : ""));
-    out->effects = req->dry_run ? 0 : out->wanted_effects;
-}
-
 /* --- the response ----------------------------------------------------- */
 
 static int gen_str(yajl_gen g, const char *s)
 {
+    if (!s)
+        s = "";
     return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok ? 0 : -1;
 }
 
 /* Writes the "response" object's members. */
-static int gen_response(yajl_gen g, const char *uid, const admission_result_t *res)
+static int gen_response(yajl_gen g, const char *uid, const admission_response_t *res)
 {
     int rc = 0;
 
@@ -646,7 +375,7 @@ static int gen_response(yajl_gen g, const char *uid, const admission_result_t *r
     return rc ? -1 : 0;
 }
 
-int admission_encode(const char *uid, const admission_result_t *res, buf_t *out)
+int admission_encode(const char *uid, const admission_response_t *res, buf_t *out)
 {
     yajl_gen g = yajl_gen_alloc(NULL);
     const unsigned char *text;
@@ -670,32 +399,10 @@ out_free:
     return rc;
 }
 
-void admission_count(const admission_result_t *res)
-{
-    static const char *const labels[] = {"decision"};
-    metrics_counter_t *c = metrics_counter_new(
-        "evictions_total", "Eviction requests answered by the webhook, by decision.", 1, labels);
-    if (c) {
-        const char *values[] = {res->label ? res->label : "other"};
-        metrics_counter_add(c, 1, values);
-    }
-}
-
-const char *admission_pod_vmi_name(const kube_pod_t *pod)
-{
-    const char *name;
-
-    if (!pod)
-        return NULL;
-    name = kube_obj_annotation(&pod->obj, ADMISSION_ANN_DOMAIN);
-    return name && *name ? name : NULL;
-}
-
-void admission_respond(web_request_t *req, const char *uid, const admission_result_t *res)
+void admission_respond(web_request_t *req, const char *uid, const admission_response_t *res)
 {
     buf_t out;
 
-    admission_count(res);
     buf_init(&out, 64 * 1024);
     if (admission_encode(uid, res, &out) == 0)
         web_respond(req, 200, "application/json", out.data, out.len);

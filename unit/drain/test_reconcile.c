@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 
+#include "drain/bodies.h"
 #include "drain/reconcile.h"
 #include "kube/decode.h"
 
@@ -158,7 +159,13 @@ static drain_plan_t run(const drain_config_t *cfg, const char *now, const kube_n
                         const kube_vmi_t **vmis, size_t nv, const kube_migration_t **migs,
                         size_t nm)
 {
-    drain_view_t v = {cfg, at(now), n, vmis, nv, migs, nm};
+    drain_view_t v = {.cfg = cfg,
+                      .now = at(now),
+                      .node = n,
+                      .vmis = vmis,
+                      .n_vmis = nv,
+                      .migs = migs,
+                      .n_migs = nm};
     drain_plan_t p;
     cr_assert_eq(drain_reconcile(&v, &p), 0);
     return p;
@@ -373,7 +380,7 @@ Test(reconcile, on_completion_policy_removes_the_taint_and_uncordons)
     cr_expect(p.remove_taint);
     cr_expect_eq(p.cordon, -1);
     cr_expect_eq(p.state, DRAIN_STATE_COMPLETED);
-    drain_view_t v = {&cfg, at("2026-01-02T00:09:00Z"), n, NULL, 0, NULL, 0};
+    drain_view_t v = {.cfg = &cfg, .now = at("2026-01-02T00:09:00Z"), .node = n};
     char *patch = NULL;
     cr_assert_gt(drain_node_patch(&v, &p, &patch), 0);
     cr_expect_not_null(strstr(patch, "\"taints\":[{\"key\":\"other\",\"effect\":\"NoExecute\"}]"),
@@ -413,7 +420,8 @@ Test(reconcile, patch_is_empty_once_the_node_shows_the_plan)
     drain_config_t cfg = config();
     const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
     const kube_node_t *n = node(true, false, "");
-    drain_view_t v = {&cfg, at("2026-01-02T00:00:00Z"), n, vmis, 1, NULL, 0};
+    drain_view_t v = {
+        .cfg = &cfg, .now = at("2026-01-02T00:00:00Z"), .node = n, .vmis = vmis, .n_vmis = 1};
     drain_plan_t p;
     char *patch = NULL;
     cr_assert_eq(drain_reconcile(&v, &p), 0);
@@ -620,8 +628,9 @@ Test(reconcile, uncordon_cancels_an_eviction_drain_and_clears_the_marks)
     drain_plan_t p = run(&cfg, "2026-01-02T00:00:30Z", node(false, false, ann), vmis, 1, migs, 1);
     cr_expect_not(p.evicting);
     cr_expect_eq(p.state, DRAIN_STATE_CANCELLED);
-    cr_assert_eq(p.n_unmark, 1);
-    cr_expect_eq(p.unmark[0], vmis[0]);
+    cr_assert_eq(p.n_vmi_writes, 1);
+    cr_expect_eq(p.vmi_writes[0].vmi, vmis[0]);
+    cr_expect_eq(p.vmi_writes[0].kind, DRAIN_VMI_UNMARK);
     cr_assert_eq(p.n_deletes, 1);
     drain_plan_free(&p);
 }

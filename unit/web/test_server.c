@@ -4,6 +4,7 @@
 #include "testcert.h"
 #include "util/log.h"
 #include "util/metrics.h"
+#include "drain/eviction.h"
 #include "web/admission.h"
 #include "web/server.h"
 
@@ -72,8 +73,8 @@ static kube_obj_t *from_json(kube_kind_t kind, const char *item)
 static void on_eviction(web_request_t *req, void *ud)
 {
     admission_request_t rq;
-    admission_result_t res;
-    admission_input_t in = {.default_strategy = KUBE_EVICTION_NONE, .live_migration_gate = true};
+    drain_evict_result_t res;
+    drain_evict_input_t in = {.default_strategy = KUBE_EVICTION_NONE, .live_migration_gate = true};
     char err[256];
     size_t len;
     const char *body = web_request_body(req, &len);
@@ -87,8 +88,12 @@ static void on_eviction(web_request_t *req, void *ud)
         in.pod = kube_obj_as_pod(cache_pod);
     in.pod_looked_up = true;
     in.vmi = kube_obj_as_vmi(cache_vmi);
-    admission_decide(&rq, &in, &res);
-    admission_respond(req, rq.uid, &res);
+    drain_evict_req_t er = {.ns = rq.ns, .name = rq.name, .dry_run = rq.dry_run};
+    drain_eviction_decide(&er, &in, &res);
+    drain_eviction_count(&res);
+    admission_response_t r = {
+        .allowed = res.allowed, .code = res.code, .reason = res.reason, .message = res.message};
+    admission_respond(req, rq.uid, &r);
 }
 
 /* /echo: what the server made of the request. */

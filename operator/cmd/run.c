@@ -1,0 +1,262 @@
+/*
+ * cmd/run — `vmdrain run`: the composition root of the operator.
+ *
+ * Parses the run flags (before any I/O), builds the API client, the drain
+ * engine and the HTTP server, wires the webhook route to the engine
+ * (cmd/webhook.c), serves /metrics and the probes whether or not the
+ * webhook is enabled, and runs the loop until SIGTERM or SIGINT.
+ *
+ * May call: drain/controller, web/server, cmd/webhook, kube/http, util/.
+ */
+#include "cmd/run.h"
+#include "cmd/webhook.h"
+#include "drain/controller.h"
+#include "kube/http.h"
+#include "util/log.h"
+#include "web/server.h"
+
+#include <ev.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* Seconds a shutdown waits for writes already sent. */
+#define SHUTDOWN_GRACE 10.0
+
+typedef struct run_flags {
+    char ns[254], name[254];
+    const char *cert, *key, *listen, *metrics_listen;
+} run_flags_t;
+
+typedef struct run_ctx {
+    drain_controller_t *ctl;
+    ev_signal sigterm, sigint;
+    ev_timer grace, poll;
+    bool stopping;
+} run_ctx_t;
+
+static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    run_ctx_t *r = w->data;
+    (void)revents;
+    if (drain_controller_pending_writes(r->ctl) == 0)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    run_ctx_t *r = w->data;
+    char n[16];
+    (void)revents;
+    snprintf(n, sizeof(n), "%d", drain_controller_pending_writes(r->ctl));
+    log_warn("shutdown grace period over, writes abandoned", "pending", n);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* SIGTERM: stop watching and reconciling, let writes in flight finish. */
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    run_ctx_t *r = w->data;
+    (void)revents;
+    if (r->stopping) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    r->stopping = true;
+    log_info("shutting down", "signal", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    drain_controller_stop(r->ctl);
+    ev_timer_start(loop, &r->grace);
+    ev_timer_start(loop, &r->poll);
+}
+
+static bool ready(void *ud)
+{
+    return drain_controller_ready(ud);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(
+        out,
+        "Usage: vmdrain [OPTIONS] run --config NAMESPACE/NAME [--tls-cert FILE --tls-key FILE]\n"
+        "\n"
+        "Runs the operator: watches nodes for the drain taint and evacuates their VMIs\n"
+        "by live migration; with a certificate, also serves the eviction webhook.\n"
+        "\n"
+        "  --config NAMESPACE/NAME  ConfigMap with feature-gates and migrations\n"
+        "                           (KubeVirt's kubevirt-config format, see README)\n"
+        "  --tls-cert FILE          webhook certificate (PEM, reloaded when it changes)\n"
+        "  --tls-key FILE           webhook private key (PEM)\n"
+        "  --listen ADDR            webhook HTTPS address (default :8443)\n"
+        "  --metrics-listen ADDR    plain HTTP for /metrics, /healthz, /readyz, served\n"
+        "                           with or without the webhook (default :8080; \"\" for none)\n");
+}
+
+/* Parses --config NAMESPACE/NAME into f. Returns 0 or -1 (message printed). */
+static int parse_config_ref(const char *arg, run_flags_t *f)
+{
+    const char *slash = strchr(arg, '/');
+    if (!slash || slash == arg || !slash[1] || strchr(slash + 1, '/') ||
+        (size_t)(slash - arg) >= sizeof(f->ns) || strlen(slash + 1) >= sizeof(f->name)) {
+        fprintf(stderr, "vmdrain: --config wants NAMESPACE/NAME, not '%s'\n", arg);
+        return -1;
+    }
+    memcpy(f->ns, arg, (size_t)(slash - arg));
+    f->ns[slash - arg] = '\0';
+    snprintf(f->name, sizeof(f->name), "%s", slash + 1);
+    return 0;
+}
+
+/* Parses argv into f. Returns -1 to go on, else the exit code. */
+static int parse_flags(int argc, char **argv, run_flags_t *f)
+{
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"listen", required_argument, NULL, 'L'},
+        {"metrics-listen", required_argument, NULL, 'M'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    *f = (run_flags_t){.listen = ":8443", .metrics_listen = ":8080"};
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "+:c:C:K:L:M:h", options, NULL)) != -1) {
+        if (opt == 'c' && parse_config_ref(optarg, f) < 0)
+            return 2;
+        else if (opt == 'C')
+            f->cert = optarg;
+        else if (opt == 'K')
+            f->key = optarg;
+        else if (opt == 'L')
+            f->listen = optarg;
+        else if (opt == 'M')
+            f->metrics_listen = optarg;
+        else if (opt == 'h')
+            return usage(stdout), 0;
+        else if (opt != 'c') {
+            fprintf(stderr, "vmdrain run: bad option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!f->ns[0] || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!f->cert != !f->key) {
+        fprintf(stderr, "vmdrain: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    return -1;
+}
+
+/* The HTTP server: the webhook (with a certificate) and the plain listener
+ * for /metrics and the probes. Returns NULL when there is nothing to serve
+ * (*failed false) or it cannot start (*failed true, logged). */
+static web_server_t *start_web(struct ev_loop *loop, const run_flags_t *f, drain_controller_t *ctl,
+                               bool *failed)
+{
+    const char *plain = f->metrics_listen && *f->metrics_listen ? f->metrics_listen : NULL;
+    web_server_opts_t wo = {.listen = f->cert ? f->listen : NULL,
+                            .cert_file = f->cert,
+                            .key_file = f->key,
+                            .plain_listen = plain,
+                            .ready = ready,
+                            .ready_ud = ctl};
+    char err[512];
+    web_server_t *web;
+
+    *failed = false;
+    if (!f->cert && !plain)
+        return NULL;
+    web = web_server_new(loop, &wo);
+    if (!web ||
+        (f->cert && web_server_route(web, "POST", "/validate-eviction", WEB_ROUTE_JSON,
+                                     cmd_webhook_eviction, ctl) < 0) ||
+        web_server_start(web, err, sizeof(err)) < 0) {
+        log_error("cannot start the HTTP server", "error", web ? err : "out of memory");
+        web_server_free(web);
+        *failed = true;
+        return NULL;
+    }
+    if (f->cert)
+        log_info("webhook serving", "listen", f->listen, "metrics", plain ? plain : "off");
+    else
+        log_warn("no --tls-cert/--tls-key: the eviction webhook is off", "metrics",
+                 plain ? plain : "off");
+    return web;
+}
+
+/* Seeds the jitter of retries and watch timeouts, so that replicas and
+ * restarts do not retry in step. */
+static void seed_jitter(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    srand((unsigned)tv.tv_sec ^ (unsigned)tv.tv_usec ^ ((unsigned)getpid() << 16));
+}
+
+/* Runs the loop until a signal, then lets writes in flight finish. */
+static void run_loop(struct ev_loop *loop, run_ctx_t *r)
+{
+    ev_signal_init(&r->sigterm, on_signal, SIGTERM);
+    ev_signal_init(&r->sigint, on_signal, SIGINT);
+    r->sigterm.data = r->sigint.data = r;
+    ev_signal_start(loop, &r->sigterm);
+    ev_signal_start(loop, &r->sigint);
+    ev_timer_init(&r->grace, on_grace, SHUTDOWN_GRACE, 0);
+    ev_timer_init(&r->poll, on_poll, 0.05, 0.05);
+    r->grace.data = r->poll.data = r;
+    drain_controller_start(r->ctl);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &r->grace);
+    ev_timer_stop(loop, &r->poll);
+    ev_signal_stop(loop, &r->sigterm);
+    ev_signal_stop(loop, &r->sigint);
+}
+
+int cmd_run_main(kube_config_t *cfg, int argc, char **argv)
+{
+    run_flags_t f;
+    run_ctx_t r = {0};
+    char err[512];
+    bool failed;
+    int rc = parse_flags(argc, argv, &f);
+
+    if (rc >= 0)
+        return rc;
+    seed_jitter();
+    struct ev_loop *loop = ev_default_loop(0);
+    kube_http_t *http = kube_http_new(loop, cfg, err, sizeof(err));
+    if (!http) {
+        log_error("cannot set up the API client", "error", err);
+        return 1;
+    }
+    drain_controller_opts_t o = {.config_ns = f.ns, .config_name = f.name};
+    r.ctl = drain_controller_new(loop, http, &o);
+    if (!r.ctl) {
+        log_error("cannot create the controller: out of memory");
+        kube_http_free(http);
+        return 1;
+    }
+    web_server_t *web = start_web(loop, &f, r.ctl, &failed);
+    if (failed) {
+        drain_controller_free(r.ctl);
+        kube_http_free(http);
+        return 1;
+    }
+    log_info("vmdrain starting", "server", cfg->server, "configmap", f.name, "namespace", f.ns);
+    run_loop(loop, &r);
+    drain_controller_free(r.ctl);
+    web_server_free(web);
+    kube_http_free(http);
+    ev_run(loop, EVRUN_NOWAIT);
+    log_info("vmdrain stopped");
+    return 0;
+}

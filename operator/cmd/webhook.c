@@ -1,0 +1,49 @@
+/*
+ * cmd/webhook — see webhook.h.
+ */
+#include "cmd/webhook.h"
+#include "drain/controller.h"
+#include "web/admission.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* An AdmissionReview waiting for the engine's answer. */
+typedef struct webhook_call {
+    web_request_t *req;
+    char uid[129];
+} webhook_call_t;
+
+static void on_answer(void *ud, const drain_evict_result_t *res)
+{
+    webhook_call_t *call = ud;
+    admission_response_t r = {
+        .allowed = res->allowed, .code = res->code, .reason = res->reason, .message = res->message};
+
+    admission_respond(call->req, call->uid, &r);
+    free(call);
+}
+
+void cmd_webhook_eviction(web_request_t *req, void *ud)
+{
+    drain_controller_t *c = ud;
+    admission_request_t rq;
+    size_t len;
+    const char *body = web_request_body(req, &len);
+    char err[256];
+    webhook_call_t *call;
+
+    if (admission_decode(body, len, &rq, err, sizeof(err)) < 0) {
+        web_respond_text(req, 400, err);
+        return;
+    }
+    call = calloc(1, sizeof(*call));
+    if (!call) {
+        web_respond_text(req, 500, "out of memory");
+        return;
+    }
+    call->req = req;
+    snprintf(call->uid, sizeof(call->uid), "%s", rq.uid);
+    drain_evict_req_t er = {.ns = rq.ns, .name = rq.name, .dry_run = rq.dry_run};
+    drain_controller_evict(c, &er, rq.username, on_answer, call);
+}

@@ -1,0 +1,163 @@
+/*
+ * drain/engine — the controller's private parts, shared by its rooms.
+ *
+ * Not a public header: only drain/controller.c (lifecycle, informers, the
+ * watch handlers, configuration), drain/sync.c (one node's reconcile),
+ * drain/dispatch.c (pacing), drain/writer.c (the one writer) and
+ * drain/evict.c (eviction requests) include it.
+ *
+ * The data flow, one way:
+ *
+ *   watch event -> handler -> work queue (node name)
+ *   queue batch -> sync: cache view -> drain_reconcile() -> plan
+ *                  -> writer (node patch, deletes, VMI metadata, Events)
+ *                  -> planner (candidates)
+ *   batch end   -> dispatch: recount in flight -> planner_select()
+ *                  -> writer (label, then create the migration)
+ *
+ * Watch handlers and the eviction entry only record facts and enqueue;
+ * every write to the cluster goes through writer.c.
+ */
+#ifndef VMDRAIN_DRAIN_ENGINE_H
+#define VMDRAIN_DRAIN_ENGINE_H
+
+#include "drain/config.h"
+#include "drain/controller.h"
+#include "drain/planner.h"
+#include "drain/reconcile.h"
+#include "kube/informer.h"
+#include "kube/workqueue.h"
+#include "util/hmap.h"
+
+#include <ev.h>
+#include <stdbool.h>
+
+#define DRAIN_NODE_KEY_MAX 254
+#define DRAIN_VMI_KEY_MAX  512
+
+/* What the controller remembers of a node between reconciles: only what
+ * paces its writes and what the watch told it, never drain state (that
+ * lives on the node). */
+typedef struct node_rt {
+    double last_patch;
+    bool patching;
+    drain_state_t state; /* at the last reconcile, for the gauges */
+    int blocked;
+    hmap_t cands; /* VMI key -> (void *)1: its candidates at the last reconcile */
+    hmap_t ended; /* migration key -> (void *)1: ends the watch delivered, to report */
+} node_rt_t;
+
+/* The newest candidate of a VMI, for creating its migration. */
+typedef struct cand {
+    char name[64];
+    char node[DRAIN_NODE_KEY_MAX];
+    int attempt;
+    int failures; /* of this drain, before this attempt */
+} cand_t;
+
+/* An eviction request answered while its mark is not written yet: the
+ * node's reconcile treats the VMI as marked and plans the mark. */
+typedef struct evict_request {
+    char node[DRAIN_NODE_KEY_MAX];
+    char uid[64];
+} evict_request_t;
+
+struct drain_controller {
+    struct ev_loop *loop;
+    kube_http_t *http;
+    char *cfg_ns, *cfg_name;
+    double patch_interval;
+    drain_config_t cfg;
+    bool cfg_seen;
+
+    informer_t *nodes, *vmis, *migs, *cms, *pods;
+    int synced;
+    bool ready, stopped;
+    workqueue_t *queue;
+    planner_t *planner;
+    hmap_t rt;       /* node name -> node_rt_t */
+    hmap_t cands;    /* VMI key -> cand_t */
+    hmap_t deleting; /* migration uid -> (void *)1: a delete sent, not yet seen */
+    hmap_t vmi_meta; /* "<VMI uid>/<kind>" -> (void *)1: a VMI metadata patch in flight */
+    hmap_t requests; /* VMI key -> evict_request_t */
+    hmap_t lookups;  /* pointer text -> struct evict_lookup: pod GETs in flight */
+    char *policy_body;
+    bool policy_absent;
+    int writes;
+    ev_timer ready_timer;
+};
+
+/* --- controller.c ---------------------------------------------------------------------- */
+
+/* Queues a node for a reconcile (no-op for NULL or "" or once stopped). */
+void drain__enqueue(drain_controller_t *c, const char *node);
+
+/* The runtime record of a node, created when absent (NULL: memory). */
+node_rt_t *drain__rt_get(drain_controller_t *c, const char *node);
+
+/* "ns/name" of an object into buf. */
+const char *drain__key(const kube_obj_t *o, char *buf, size_t n);
+
+/* True when vmdrain made the object (label vmdrain.io/managed-by). */
+bool drain__is_ours(const kube_obj_t *o);
+
+/* --- sync.c ---------------------------------------------------------------------------------- */
+
+/* The work queue's function: reconciles one node. */
+void drain__sync(void *ud, const char *node);
+
+/* The gauges of drain states, from the runtime records. */
+void drain__update_gauges(drain_controller_t *c);
+
+/* Forgets the candidates of a node (its record stays). */
+void drain__drop_candidates(drain_controller_t *c, node_rt_t *r, const char *node);
+
+/* --- dispatch.c ------------------------------------------------------------------------- */
+
+/* Recounts what is in flight from the cache, then starts what the planner
+ * selects. Runs after each batch of reconciles. */
+void drain__dispatch(drain_controller_t *c);
+
+/* After a batch of the work queue. */
+void drain__on_batch(void *ud);
+
+/* --- writer.c -------------------------------------------------------------------------------- */
+
+/* Registers the metrics the writer reports. */
+void drain__writer_metrics(void);
+
+/* Applies a plan's writes for node v->node: the node patch (coalesced),
+ * its Events, the deletes (aborts recorded first), the VMI metadata, the
+ * reports of finished migrations. */
+void drain__write_plan(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
+                       const drain_plan_t *p);
+
+/* Labels the VMI for the MigrationPolicy (when not yet), then creates the
+ * migration of candidate dc from node. Returns 0, or -1 when nothing was
+ * sent (the caller frees the planner slot). */
+int drain__write_create(drain_controller_t *c, const drain_candidate_t *dc, const char *node,
+                        const char *key, int failures);
+
+/* An Event about obj that no node's plan carries (an invalid
+ * configuration). */
+void drain__write_event(drain_controller_t *c, const kube_obj_t *obj, const char *type,
+                        const char *reason, const char *msg);
+
+/* Makes the vmdrain-evacuation MigrationPolicy carry the configuration. */
+void drain__write_policy(drain_controller_t *c);
+
+/* --- evict.c --------------------------------------------------------------------------------- */
+
+/* Answers every pending eviction lookup as not ready (shutdown). */
+void drain__evict_cancel_all(drain_controller_t *c);
+
+/* Forgets eviction requests whose mark the cache shows or that no longer
+ * apply to the view's node; returns the uids still requested for the view
+ * (an array owned by the caller, and its length in *n). */
+const char **drain__evict_requested(drain_controller_t *c, const drain_view_t *v, size_t *n);
+
+/* The decision message of the eviction request recorded for a VMI key, or
+ * NULL. */
+const char *drain__evict_message(drain_controller_t *c, const char *vmi_key);
+
+#endif
