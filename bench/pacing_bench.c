@@ -5,7 +5,7 @@
  * (operator/drain/planner.c): every VM of a scenario is queued at time 0, a
  * migration takes guest memory / bandwidth seconds, and at every completion
  * the simulation tells the planner and asks it for more at that same
- * instant. Attempts that fail (chosen by a hash of the seed, the VM and the
+ * instant. Attempts that fail (chosen by a hash of the random seed, the VM and the
  * attempt, so every policy sees the same failures) are retried after
  * retryBackoffSeconds × 2^(failures-1), up to maxMigrationAttempts.
  *
@@ -38,7 +38,7 @@
 #define MAX_NODES 16
 #define MAX_VMS   1024
 
-/* The seed's defaults. */
+/* The configuration defaults. */
 #define BANDWIDTH     (64 * MIB) /* bytes per second per migration */
 #define RETRY_BACKOFF 20.0       /* seconds, doubled per failure */
 #define MAX_ATTEMPTS  3
@@ -166,7 +166,7 @@ static double seconds(int64_t bytes)
 }
 
 /* Whether attempt a (1-based) of VM i fails, and if so after which share
- * of its transfer: a function of the seed, the VM and the attempt only, so
+ * of its transfer: a function of the random seed, the VM and the attempt only, so
  * every policy meets the same failures. Returns the share of the transfer
  * time the attempt takes: 1 when it succeeds. */
 static double attempt_share(const scenario_t *s, int i, int a)

@@ -1,5 +1,6 @@
 /*
- * drain/config — the migration settings, in the seed's ConfigMap format.
+ * drain/config — the migration settings, in the ConfigMap format of
+ * KubeVirt's kubevirt-config (docs/architecture.md, "Configuration").
  *
  *   data:
  *     feature-gates: "DataVolumes,LiveMigration"
@@ -47,7 +48,7 @@ typedef struct drain_config {
     uncordon_policy_t uncordon_policy;
 } drain_config_t;
 
-/* The defaults of DESIGN §4 (and of the seed). */
+/* The defaults (docs/architecture.md, "Configuration"). */
 void drain_config_defaults(drain_config_t *c);
 
 /* Parses the two ConfigMap values (either may be NULL: absent) into out,

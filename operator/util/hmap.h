@@ -39,6 +39,11 @@ hmap_entry_t *hmap_find(const hmap_t *m, const char *key);
  * NULL) a previous value. Returns 0, or -1 when memory runs out. */
 int hmap_put(hmap_t *m, const char *key, void *value, void **old);
 
+/* Tests only: while set, hmap_put of a new entry with exactly this key
+ * fails as when memory runs out, so the paths that must survive a failed
+ * insert can be exercised. NULL (the default) in the program. */
+extern const char *hmap__fail_key;
+
 /* Removes key and returns its value, or NULL when it was absent. */
 void *hmap_del(hmap_t *m, const char *key);
 

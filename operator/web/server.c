@@ -1664,8 +1664,25 @@ static void ignore_sigpipe(void)
         signal(SIGPIPE, SIG_IGN);
 }
 
+/* Without a certificate: only the plain listener (metrics and probes). */
+static int start_plain_only(web_server_t *s, char *err, size_t errlen)
+{
+    if (!s->opts.plain_listen) {
+        set_err(err, errlen, "webhook: listen, cert_file and key_file are required");
+        return -1;
+    }
+    if (s->plain.fd >= 0) {
+        set_err(err, errlen, "webhook: already started");
+        return -1;
+    }
+    ignore_sigpipe();
+    return listener_open(s, &s->plain, s->opts.plain_listen, true, err, errlen);
+}
+
 int web_server_start(web_server_t *s, char *err, size_t errlen)
 {
+    if (!s->opts.listen && !s->opts.cert_file && !s->opts.key_file)
+        return start_plain_only(s, err, errlen);
     if (!s->opts.listen || !s->opts.cert_file || !s->opts.key_file) {
         set_err(err, errlen, "webhook: listen, cert_file and key_file are required");
         return -1;

@@ -105,7 +105,9 @@ web_server_t *web_server_new(struct ev_loop *loop, const web_server_opts_t *opts
 int web_server_route(web_server_t *s, const char *method, const char *path, unsigned flags,
                      web_handler_fn fn, void *ud);
 
-/* Loads the certificate pair, binds and listens, and starts serving.
+/* Loads the certificate pair, binds and listens, and starts serving. With
+ * neither listen, cert_file nor key_file, only the plain listener is
+ * opened (metrics and probes without the webhook).
  * Returns 0, or -1 with a message in err that names the file or the
  * address (and nothing is left open). */
 int web_server_start(web_server_t *s, char *err, size_t errlen);

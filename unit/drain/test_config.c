@@ -54,7 +54,7 @@ Test(drain_config, feature_gate_list)
     cr_expect_not(parse_ok("", NULL).live_migration_enabled);
 }
 
-Test(drain_config, seed_block_and_every_key)
+Test(drain_config, a_full_block_and_every_key)
 {
     drain_config_t c = parse_ok("LiveMigration", "parallelMigrationsPerCluster: 7\n"
                                                  "parallelOutboundMigrationsPerNode: 3\n"

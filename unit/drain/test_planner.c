@@ -721,3 +721,19 @@ Test(planner, random_scenarios_keep_limits_and_bound_waits)
     /* The scenarios must reach the aging path, or the bound is untested. */
     cr_expect_geq(most_work, PLANNER_DEFAULT_AGING, "aging never needed: weak scenarios");
 }
+
+/* Two 7 EiB guests on one node sum past INT64_MAX: the most-work order
+ * must still see that node as holding the most work (a wrapped int64 sum
+ * would go negative and hand the slot to the 1 GiB node). */
+Test(planner, memory_sums_do_not_overflow)
+{
+    planner_t *p = new_planner(PLANNER_ORDER_FIFO, 1, 1);
+    planner_choice_t ch[1];
+    planner_set_node_order(p, PLANNER_NODES_MOST_WORK);
+    cr_assert_eq(add(p, "small", "n-small", 1, 1, 0), PLANNER_QUEUED);
+    cr_assert_eq(add(p, "huge-1", "n-huge", 7LL << 30, 2, 0), PLANNER_QUEUED);
+    cr_assert_eq(add(p, "huge-2", "n-huge", 7LL << 30, 3, 0), PLANNER_QUEUED);
+    cr_assert_eq(planner_select(p, 0, ch, 1), 1);
+    cr_expect_str_eq(ch[0].node, "n-huge");
+    planner_free(p);
+}
