@@ -457,16 +457,84 @@ static bool is_marked(const drain_view_t *v, const kube_vmi_t *vmi)
     return (from && strcmp(from, v->node->obj.name) == 0) || is_requested(v, vmi);
 }
 
+/* A VMI that must move but cannot: counted, listed, announced once. */
+static void plan_blocked(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vmi,
+                         int *dropped)
+{
+    const char *reason = vmi->migratable_reason[0] ? vmi->migratable_reason : "NotLiveMigratable";
+    p->blocked++;
+    blocked_add(p, vmi, reason, dropped);
+    if (!already_blocked(v->node, vmi))
+        add_event(p, "VMIBlocked", "Warning", vmi, "VMI %s/%s cannot leave node %s: %s%s%s",
+                  vmi->obj.ns, vmi->obj.name, v->node->obj.name, reason,
+                  vmi->migratable_message[0] ? ": " : "", vmi->migratable_message);
+}
+
+/* Keeps the earliest deadline for the node's next reconcile. */
+static void requeue_within(drain_plan_t *p, double seconds)
+{
+    if (p->requeue_after == 0 || seconds < p->requeue_after)
+        p->requeue_after = seconds;
+}
+
+/* One migratable VMI of the drain: migrating, failed, waiting for its
+ * backoff, or a candidate. Returns 0 or -1 (memory). */
+static int plan_vmi(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vmi,
+                    vd_time_t started)
+{
+    const drain_config_t *cfg = v->cfg;
+    vmi_history_t h;
+
+    history_of(v, vmi, started, &h, p);
+    if (h.active && is_ours(h.active) && !being_deleted(h.active) &&
+        label_is(&h.active->obj, DRAIN_LABEL_NODE, v->node->obj.name)) {
+        double next = 0;
+        int rc = check_timeouts(v, p, vmi, h.active, &next);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            requeue_within(p, next);
+    }
+    if (h.active || h.finishing) {
+        /* a success already in "migrated" is not counted twice */
+        if (h.active || !h.finishing_counted)
+            p->migrating++;
+        else
+            p->settling++;
+        return 0;
+    }
+    if (h.failures >= cfg->max_migration_attempts) {
+        size_t len = strlen(p->failed_list);
+        p->failed++;
+        snprintf(p->failed_list + len, sizeof(p->failed_list) - len, "%s%s/%s", len ? "," : "",
+                 vmi->obj.ns, vmi->obj.name);
+        return 0;
+    }
+    p->pending++;
+    if (!cfg->live_migration_enabled)
+        return 0;
+    if (h.failures > 0) {
+        double wait = cfg->retry_backoff_seconds * ldexp(1.0, h.failures - 1);
+        /* failure times have whole seconds: the failure may have come up
+         * to a second later, so the wait counts from the end of it */
+        double left = wait + 1 - time_diff(h.last_failure, v->now);
+        if (left > 0) {
+            requeue_within(p, left);
+            return 0;
+        }
+    }
+    return push_candidate(p, vmi, h.last_attempt + 1, h.failures);
+}
+
 /* Classifies every VMI of a draining node: all of them under the taint,
  * only those marked by an eviction request otherwise. */
 static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t started)
 {
-    const drain_config_t *cfg = v->cfg;
     int dropped = 0;
 
     for (size_t i = 0; i < v->n_vmis; i++) {
         const kube_vmi_t *vmi = v->vmis[i];
-        kube_eviction_strategy_t s = strategy_of(vmi, cfg);
+        kube_eviction_strategy_t s = strategy_of(vmi, v->cfg);
         bool migratable = vmi->migratable == KUBE_COND_TRUE;
         if (vmi->phase != KUBE_VMI_RUNNING || vmi->obj.deleted.sec != 0)
             continue;
@@ -476,61 +544,9 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
             continue; /* may be evicted: not ours */
         if (s != KUBE_EVICTION_LIVE_MIGRATE && s != KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE)
             continue;
-        if (!migratable) {
-            const char *reason =
-                vmi->migratable_reason[0] ? vmi->migratable_reason : "NotLiveMigratable";
-            p->blocked++;
-            blocked_add(p, vmi, reason, &dropped);
-            if (!already_blocked(v->node, vmi))
-                add_event(p, "VMIBlocked", "Warning", vmi, "VMI %s/%s cannot leave node %s: %s%s%s",
-                          vmi->obj.ns, vmi->obj.name, v->node->obj.name, reason,
-                          vmi->migratable_message[0] ? ": " : "", vmi->migratable_message);
-            continue;
-        }
-        vmi_history_t h;
-        history_of(v, vmi, started, &h, p);
-        if (h.active && is_ours(h.active) && !being_deleted(h.active) &&
-            label_is(&h.active->obj, DRAIN_LABEL_NODE, v->node->obj.name)) {
-            double next = 0;
-            int rc = check_timeouts(v, p, vmi, h.active, &next);
-            if (rc < 0)
-                return -1;
-            if (rc == 0 && (p->requeue_after == 0 || next < p->requeue_after))
-                p->requeue_after = next;
-        }
-        if (h.active || h.finishing) {
-            /* a success already in "migrated" is not counted twice */
-            if (h.active || !h.finishing_counted)
-                p->migrating++;
-            else
-                p->settling++;
-            continue;
-        }
-        if (h.failures >= cfg->max_migration_attempts) {
-            p->failed++;
-            size_t len = strlen(p->failed_list);
-            snprintf(p->failed_list + len, sizeof(p->failed_list) - len, "%s%s/%s", len ? "," : "",
-                     vmi->obj.ns, vmi->obj.name);
-            continue;
-        }
-        if (!cfg->live_migration_enabled) {
-            p->pending++;
-            continue;
-        }
-        if (h.failures > 0) {
-            double wait = cfg->retry_backoff_seconds * ldexp(1.0, h.failures - 1);
-            /* failure times have whole seconds: the failure may have come up
-             * to a second later, so the wait counts from the end of it */
-            double left = wait + 1 - time_diff(h.last_failure, v->now);
-            if (left > 0) {
-                p->pending++;
-                if (p->requeue_after == 0 || left < p->requeue_after)
-                    p->requeue_after = left;
-                continue;
-            }
-        }
-        p->pending++;
-        if (push_candidate(p, vmi, h.last_attempt + 1, h.failures) < 0)
+        if (!migratable)
+            plan_blocked(v, p, vmi, &dropped);
+        else if (plan_vmi(v, p, vmi, started) < 0)
             return -1;
     }
     if (dropped)
