@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,6 +71,11 @@ func startVmdrainAs(t testing.TB, kubeconfig, config string, extra ...string) *p
 		t.Fatal(err)
 	}
 	bin := vmdrainBin(t)
+	// /metrics and the probes are served with or without the webhook: a
+	// free port unless the test names one, so two vmdrains never collide
+	if !slices.Contains(extra, "--metrics-listen") {
+		extra = append(extra, "--metrics-listen", "127.0.0.1:0")
+	}
 	args := append([]string{"--kubeconfig", kubeconfig, "--log-level", "debug", "run",
 		"--config", config}, extra...)
 	// VMDRAIN_VALGRIND=1 (make valgrind-e2e) runs vmdrain under valgrind;

@@ -391,37 +391,51 @@ static bool create_for_a_from_n2(void)
     return count_body("POST", NS_MIGS, "\"vmdrain.io/node\":\"n2\"") >= 1;
 }
 
+/* vmi_json's VMI with strategy None (not vmdrain's to move), into dst. */
+static void none_strategy(char *dst, size_t n, const char *vmi)
+{
+    const char *at = strstr(vmi, "\"LiveMigrate\"");
+    cr_assert_not_null(at);
+    snprintf(dst, n, "%.*s\"None\"%s", (int)(at - vmi), vmi, at + strlen("\"LiveMigrate\""));
+}
+
 Test(controller, a_vmi_that_moves_between_nodes_keeps_its_candidate)
 {
     /* n1 and n2 drain; the one slot is taken by b's migration from n3.
-     * VMI a moves from n1 to n2 while it waits, and the update of n2
-     * arrives first: n2 is reconciled before n1. When b's migration ends,
-     * a must start from n2. */
-    const char *node_evs[] = {event_json("MODIFIED", node_json("n2", "51", true))};
-    const int node_delays[] = {500};
-    const char *vmi_evs[] = {event_json("MODIFIED", vmi_json("a", "n2", "52", ""))};
-    const int vmi_delays[] = {510};
+     * VMI a moves from n1 to n2 while it waits, in the same watch read as
+     * a change of VMI d on n2, so n2 is reconciled before n1. When b's
+     * migration ends, a must start from n2. */
+    char d_old[4096], d_new[4096], both[8192];
+    none_strategy(d_old, sizeof(d_old), vmi_json("d", "n2", "23", ""));
+    none_strategy(d_new, sizeof(d_new), vmi_json("d", "n2", "53", "\"touched\":\"1\""));
+    snprintf(both, sizeof(both), "%s%s", event_json("MODIFIED", d_new),
+             event_json("MODIFIED", vmi_json("a", "n2", "54", "")));
+    const char *vmi_evs[] = {both};
+    const int vmi_delays[] = {500};
     const char *mig_evs[] = {event_json(
         "MODIFIED", mig_json("b", "vmdrain-b-0000-u-1", "n3", true, "Succeeded", "60", ""))};
-    const int mig_delays[] = {1200};
+    const int mig_delays[] = {600};
     list(NODES, "NodeList",
          fmt("%s,%s,%s", node_json("n1", "10", true), node_json("n2", "11", true),
              node_json("n3", "12", false)));
     list(VMIS, "VirtualMachineInstanceList",
-         fmt("%s,%s", vmi_json("a", "n1", "20", ""), vmi_json("b", "n3", "21", "")));
+         fmt("%s,%s,%s", vmi_json("a", "n1", "20", ""), vmi_json("b", "n3", "21", ""), d_old));
     list(MIGS, "VirtualMachineInstanceMigrationList",
          mig_json("b", "vmdrain-b-0000-u-1", "n3", true, "Running", "30", ""));
     list(PODS, "PodList", "");
     list(CMS, "ConfigMapList", config_json("parallelMigrationsPerCluster: 1"));
-    watch(NODES, node_evs, node_delays, 1);
+    watch(NODES, NULL, NULL, 0);
     watch(VMIS, vmi_evs, vmi_delays, 1);
     watch(MIGS, mig_evs, mig_delays, 1);
     watch(PODS, NULL, NULL, 0);
     watch(CMS, NULL, NULL, 0);
     start();
-    run_until(NULL, 1.0);
+    run_until(NULL, 0.45);
     cr_expect_eq(creates(), 0, "the slot is taken");
-    cr_expect(run_until(create_for_a_from_n2, 3), "a was not started from n2 once the slot freed");
+    /* the slot frees at 600 ms: a starts then, not at some later reconcile */
+    cr_expect(run_until(create_for_a_from_n2, 0.45),
+              "a was not started from n2 once the slot freed");
+    cr_expect_eq(count_body("POST", NS_MIGS, "\"vmiName\":\"d\""), 0);
 }
 
 static bool one_delete(void)
@@ -459,16 +473,19 @@ static bool second_pod_watch(void)
 
 Test(controller, sustained_watch_traffic_does_not_starve_reconciles)
 {
-    list(NODES, "NodeList", node_json("n1", "10", true));
+    /* the taint arrives 200 ms into a flood of pod watch events */
+    const char *node_evs[] = {event_json("MODIFIED", node_json("n1", "50", true))};
+    const int node_delays[] = {500};
+    list(NODES, "NodeList", node_json("n1", "10", false));
     list(VMIS, "VirtualMachineInstanceList", "");
     list(MIGS, "VirtualMachineInstanceMigrationList", "");
     list(PODS, "PodList", "");
     list(CMS, "ConfigMapList", config_json(""));
-    watch(NODES, NULL, NULL, 0);
+    watch(NODES, node_evs, node_delays, 1);
     watch(VMIS, NULL, NULL, 0);
     watch(MIGS, NULL, NULL, 0);
     watch(CMS, NULL, NULL, 0);
-    /* the pod watch: 300 ms of silence (every list is in), then a flood */
+    /* the pod watch: 300 ms of silence (every list is in), then the flood */
     testserver_route_t *rest = testserver_route(srv, "GET", PODS "?watch=1", 200);
     testserver_chunk(rest, "\n", 1, 0);
     testserver_hold(rest);
@@ -482,11 +499,11 @@ Test(controller, sustained_watch_traffic_does_not_starve_reconciles)
                                 "{\"resourceVersion\":\"%d\"}}}\n",
                                 1000 + i);
     testserver_chunk(r, "\n", 1, 300);
-    for (int i = 0; i < 400; i++)
+    for (int i = 0; i < 1500; i++)
         testserver_chunk(r, block, len, 0);
     testserver_limit(r, 1);
     start();
-    cr_assert(run_until(second_pod_watch, 20), "the pod stream did not end");
+    cr_assert(run_until(second_pod_watch, 25), "the pod stream did not end");
     int patch = first("PATCH", NODES "/n1", "\"unschedulable\":true", 0);
     int resumed = first("GET", PODS "?watch=1", NULL, first("GET", PODS "?watch=1", NULL, 0) + 1);
     cr_assert_geq(patch, 0, "the node was never cordoned");
