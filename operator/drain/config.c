@@ -112,6 +112,14 @@ static int apply_key(drain_config_t *c, const char *key, const char *v, char *er
         c->eviction_strategy = s;
         return 0;
     }
+    if (strcmp(key, "evacuateExternal") == 0) {
+        if (strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+            snprintf(err, errlen, "migrations: %s: \"%.64s\" is not true or false", key, v);
+            return -1;
+        }
+        c->evacuate_external = strcmp(v, "true") == 0;
+        return 0;
+    }
     if (strcmp(key, "uncordonPolicy") == 0) {
         if (strcmp(v, "OnTaintRemoval") == 0)
             c->uncordon_policy = UNCORDON_ON_TAINT_REMOVAL;
@@ -220,11 +228,12 @@ int drain_config_describe(const drain_config_t *c, char *out, size_t outlen)
         "parallelOutboundMigrationsPerNode=%d bandwidthPerMigration=%lld "
         "completionTimeoutPerGiB=%d progressTimeout=%d nodeDrainTaintKey=%s "
         "evictionStrategy=%s maxMigrationAttempts=%d retryBackoffSeconds=%d "
-        "uncordonPolicy=%s",
+        "uncordonPolicy=%s evacuateExternal=%s",
         c->live_migration_enabled ? "enabled" : "disabled", c->parallel_migrations_per_cluster,
         c->parallel_outbound_per_node, (long long)c->bandwidth_per_migration,
         c->completion_timeout_per_gib, c->progress_timeout, c->node_drain_taint_key,
         kube_eviction_strategy_name(c->eviction_strategy), c->max_migration_attempts,
         c->retry_backoff_seconds,
-        c->uncordon_policy == UNCORDON_ON_COMPLETION ? "OnCompletion" : "OnTaintRemoval");
+        c->uncordon_policy == UNCORDON_ON_COMPLETION ? "OnCompletion" : "OnTaintRemoval",
+        c->evacuate_external ? "true" : "false");
 }

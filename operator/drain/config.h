@@ -46,6 +46,10 @@ typedef struct drain_config {
     int max_migration_attempts;
     int retry_backoff_seconds;
     uncordon_policy_t uncordon_policy;
+    /* evacuateExternal: vmdrain live-migrates VMIs whose strategy is
+     * External (the hand-off KubeVirt offers: its own controllers leave
+     * them alone) instead of leaving them to another component */
+    bool evacuate_external;
 } drain_config_t;
 
 /* The defaults (docs/architecture.md, "Configuration"). */

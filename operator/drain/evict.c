@@ -121,6 +121,7 @@ static void decide(drain_controller_t *c, const drain_evict_req_t *rq, const cha
     in.n_migs = migs.n;
     in.default_strategy = c->cfg.eviction_strategy;
     in.live_migration_gate = c->cfg.live_migration_enabled;
+    in.evacuate_external = c->cfg.evacuate_external;
     drain_eviction_decide(rq, &in, &res);
     if (res.decision == DRAIN_EVICT_NEED_LOOKUP) /* cannot happen after a lookup */
         drain_eviction_not_ready(rq, "could not look the pod up", &res);

@@ -189,6 +189,11 @@ static void decide_strategy(const drain_evict_input_t *in, kube_eviction_strateg
                       vkey, migratable ? "the LiveMigration feature gate is off" : why);
         break;
     case KUBE_EVICTION_EXTERNAL:
+        if (in->evacuate_external) {
+            /* handed to vmdrain: as LiveMigrate */
+            decide_strategy(in, KUBE_EVICTION_LIVE_MIGRATE, out);
+            break;
+        }
         decide_as(out, DRAIN_EVICT_DENY_EXTERNAL, DRAIN_EVICT_EFFECT_MARK,
                   "Eviction triggered evacuation of VMI %s: evacuation is handled by an "
                   "external controller",

@@ -85,6 +85,7 @@ typedef struct drain_evict_input {
     size_t n_migs;
     kube_eviction_strategy_t default_strategy; /* the cluster default; UNSET means None */
     bool live_migration_gate;                  /* "LiveMigration" in the feature gates */
+    bool evacuate_external;                    /* External VMIs are vmdrain's to migrate */
 } drain_evict_input_t;
 
 /* The answer. */

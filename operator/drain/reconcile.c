@@ -114,8 +114,11 @@ static int attempt_of(const kube_migration_t *m, drain_plan_t *p)
 /* The effective strategy of a VMI: its own, else the cluster default. */
 static kube_eviction_strategy_t strategy_of(const kube_vmi_t *vmi, const drain_config_t *cfg)
 {
-    return vmi->eviction_strategy != KUBE_EVICTION_UNSET ? vmi->eviction_strategy
-                                                         : cfg->eviction_strategy;
+    kube_eviction_strategy_t s = vmi->eviction_strategy != KUBE_EVICTION_UNSET
+                                     ? vmi->eviction_strategy
+                                     : cfg->eviction_strategy;
+    /* evacuateExternal: External is handed to vmdrain, and moves as LiveMigrate */
+    return s == KUBE_EVICTION_EXTERNAL && cfg->evacuate_external ? KUBE_EVICTION_LIVE_MIGRATE : s;
 }
 
 /* Appends "ns/name:reason" to the bounded blocked list. */

@@ -145,3 +145,11 @@ Test(drain_config, strategy_names_round_trip)
     cr_expect_gt(drain_config_describe(&c, line, sizeof(line)), 0);
     cr_expect_not_null(strstr(line, "parallelMigrationsPerCluster=5"), "got: %s", line);
 }
+
+Test(drain_config, evacuate_external_is_off_by_default_and_a_checked_switch)
+{
+    cr_expect_not(parse_ok("LiveMigration", NULL).evacuate_external);
+    cr_expect(parse_ok("LiveMigration", "evacuateExternal: true").evacuate_external);
+    cr_expect_not(parse_ok("LiveMigration", "evacuateExternal: false").evacuate_external);
+    expect_error("evacuateExternal: yes", "evacuateExternal", "\"yes\" is not true or false");
+}

@@ -513,3 +513,21 @@ Test(eviction, pod_vmi_name_comes_from_the_domain_annotation)
         from_json(KUBE_KIND_POD, "{\"metadata\":{\"name\":\"x\",\"namespace\":\"default\"}}"));
     cr_expect_null(drain_pod_vmi_name(bare));
 }
+
+/* evacuateExternal: the hand-off KubeVirt offers (its controllers leave
+ * External VMIs alone) taken by vmdrain: External moves as LiveMigrate. */
+Test(eviction, external_handed_to_vmdrain_migrates_or_blocks_as_live_migrate)
+{
+    drain_evict_input_t in = input(launcher("virt-launcher-vm-a-7xk2p", "node-1", "Running", ""),
+                                   vmi("External", "node-1", "Running", MIGRATABLE, ""));
+    in.evacuate_external = true;
+    drain_evict_result_t r = decide(&in);
+    cr_expect_eq(r.decision, DRAIN_EVICT_DENY_MIGRATE);
+    cr_expect_eq(r.effects, DRAIN_EVICT_EFFECT_MARK | DRAIN_EVICT_EFFECT_QUEUE);
+    cr_expect_str_eq(r.message,
+                     "Eviction triggered evacuation of VMI default/vm-a: migration queued");
+    in.vmi = vmi("External", "node-1", "Running", NOT_MIGRATABLE, "");
+    cr_expect_eq(decide(&in).decision, DRAIN_EVICT_DENY_BLOCKED);
+    in.evacuate_external = false;
+    cr_expect_eq(decide(&in).decision, DRAIN_EVICT_DENY_EXTERNAL);
+}

@@ -727,3 +727,23 @@ Test(reconcile, an_adopted_evacuation_in_transit_counts_as_migrating)
     cr_expect_eq(p.state, DRAIN_STATE_DRAINING);
     drain_plan_free(&p);
 }
+
+Test(reconcile, external_vmis_move_only_when_handed_to_vmdrain)
+{
+    drain_config_t cfg = config();
+    const kube_node_t *n = node(true, false, "");
+    const kube_vmi_t *vmis[] = {vmi("ext", "aaaaaaaa-1111", "External", true),
+                                vmi("ext-rwo", "bbbbbbbb-2222", "External", false)};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", n, vmis, 2, NULL, 0);
+    cr_expect_eq(p.n_candidates, 0);
+    cr_expect_eq(p.blocked, 0);
+    cr_expect_eq(p.state, DRAIN_STATE_DRAINED);
+    drain_plan_free(&p);
+    cfg.evacuate_external = true;
+    p = run(&cfg, "2026-01-02T00:00:00Z", n, vmis, 2, NULL, 0);
+    cr_assert_eq(p.n_candidates, 1);
+    cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-1");
+    cr_expect_eq(p.blocked, 1);
+    cr_expect_str_eq(p.progress, "0/2");
+    drain_plan_free(&p);
+}
