@@ -247,15 +247,18 @@ int cmd_run_main(kube_config_t *cfg, int argc, char **argv)
     }
     web_server_t *web = start_web(loop, &f, r.ctl, &failed);
     if (failed) {
-        drain_controller_free(r.ctl);
         kube_http_free(http);
+        drain_controller_free(r.ctl);
         return 1;
     }
     log_info("vmdrain starting", "server", cfg->server, "configmap", f.name, "namespace", f.ns);
     run_loop(loop, &r);
+    /* the transport first: it ends every request still pending with one
+     * on_done, whose context (the controller's) must still be alive */
+    drain_controller_stop(r.ctl);
+    kube_http_free(http);
     drain_controller_free(r.ctl);
     web_server_free(web);
-    kube_http_free(http);
     ev_run(loop, EVRUN_NOWAIT);
     log_info("vmdrain stopped");
     return 0;

@@ -64,8 +64,8 @@ static void teardown(void)
     if (ctl)
         drain_controller_stop(ctl);
     run_until(quiet, 2.0);
+    kube_http_free(http); /* before the controller: it ends what is pending */
     drain_controller_free(ctl);
-    kube_http_free(http);
     ev_run(loop, EVRUN_NOWAIT);
     testserver_stop(srv);
     ev_loop_destroy(loop);
@@ -667,8 +667,7 @@ Test(controller, shutdown_with_a_pending_eviction_lookup_answers_it_and_leaks_no
     drain_controller_evict(ctl, &rq, "u", on_answer, NULL);
     run_until(NULL, 0.2);
     cr_assert_eq(answers, 0, "the lookup is pending");
-    drain_controller_free(ctl);
-    ctl = NULL;
+    drain_controller_stop(ctl);
     cr_expect_eq(answers, 1);
     cr_expect_eq(answer.decision, DRAIN_EVICT_DENY_NOT_READY);
 }
