@@ -1,13 +1,14 @@
 #include "kube/http.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/httpstatus.h"
 #include "util/metrics.h"
+#include "util/strutil.h"
 
 #include <curl/curl.h>
 #include <ev.h>
 #include <yajl/yajl_parse.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,48 +144,6 @@ static void copy_line(char *out, size_t cap, const char *s, size_t len)
     out[n] = '\0';
 }
 
-/* Returns a fresh formatted string owned by the caller, or NULL. */
-static char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *str_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
-static const char *http_phrase(long status)
-{
-    static const struct {
-        long status;
-        const char *phrase;
-    } phrases[] = {
-        {400, "Bad Request"},
-        {401, "Unauthorized"},
-        {403, "Forbidden"},
-        {404, "Not Found"},
-        {405, "Method Not Allowed"},
-        {406, "Not Acceptable"},
-        {409, "Conflict"},
-        {410, "Gone"},
-        {413, "Payload Too Large"},
-        {415, "Unsupported Media Type"},
-        {422, "Unprocessable Entity"},
-        {429, "Too Many Requests"},
-        {500, "Internal Server Error"},
-        {502, "Bad Gateway"},
-        {503, "Service Unavailable"},
-        {504, "Gateway Timeout"},
-    };
-    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
-        if (phrases[i].status == status)
-            return phrases[i].phrase;
-    return NULL;
-}
-
 /* ---- Status decoding ---------------------------------------------------- */
 
 enum status_key { KEY_NONE, KEY_CODE, KEY_REASON, KEY_MESSAGE };
@@ -295,7 +254,7 @@ int kube_api_status_decode(const char *body, size_t len, kube_api_status_t *out,
     memset(out, 0, sizeof(*out));
     yajl_handle y = yajl_alloc(&status_callbacks, NULL, &ctx);
     if (!y) {
-        snprintf(err, errlen, "Status body: out of memory");
+        util_set_err(err, errlen, "Status body: out of memory");
         return -1;
     }
     yajl_status ys = yajl_parse(y, (const unsigned char *)body, len);
@@ -304,20 +263,20 @@ int kube_api_status_decode(const char *body, size_t len, kube_api_status_t *out,
     int rc = 0;
     if (ys != yajl_status_ok) {
         if (ctx.depth > STATUS_MAX_DEPTH)
-            snprintf(err, errlen, "Status body nests deeper than %d levels", STATUS_MAX_DEPTH);
+            util_set_err(err, errlen, "Status body nests deeper than %d levels", STATUS_MAX_DEPTH);
         else if (!ctx.object && ctx.depth == 0 && len > 0 && ys == yajl_status_client_canceled)
-            snprintf(err, errlen, "Status body is not a JSON object");
+            util_set_err(err, errlen, "Status body is not a JSON object");
         else {
             unsigned char *msg = yajl_get_error(y, 0, (const unsigned char *)body, len);
             char line[160];
             copy_line(line, sizeof(line), msg ? (const char *)msg : "invalid JSON",
                       msg ? strlen((const char *)msg) : 12);
-            snprintf(err, errlen, "Status body is not valid JSON: %s", line);
+            util_set_err(err, errlen, "Status body is not valid JSON: %s", line);
             yajl_free_error(y, msg);
         }
         rc = -1;
     } else if (!ctx.object) {
-        snprintf(err, errlen, "Status body is not a JSON object");
+        util_set_err(err, errlen, "Status body is not a JSON object");
         rc = -1;
     }
     yajl_free(y);
@@ -431,10 +390,11 @@ static void result_response(kube_req_t *r, kube_result_t *res, kube_api_status_t
     } else if (r->body_buf.len) {
         copy_line(snippet, sizeof(snippet), r->body_buf.data, r->body_buf.len);
     }
-    const char *reason = res->reason ? res->reason : http_phrase(r->status);
+    const char *reason = res->reason ? res->reason : util_http_phrase(r->status);
     const char *detail = res->message ? res->message : snippet;
-    r->errtext = str_printf("%s %s: %ld%s%s%s%s", r->method, r->path, r->status, reason ? " " : "",
-                            reason ? reason : "", detail[0] ? ": " : "", detail);
+    r->errtext =
+        util_strprintf("%s %s: %ld%s%s%s%s", r->method, r->path, r->status, reason ? " " : "",
+                       reason ? reason : "", detail[0] ? ": " : "", detail);
     res->error = r->errtext ? r->errtext : "request failed";
 }
 
@@ -447,7 +407,7 @@ static void result_failure(kube_req_t *r, kube_result_t *res)
     const char *detail = r->fail;
     if (!detail)
         detail = n ? r->errbuf : curl_easy_strerror(r->cc);
-    r->errtext = str_printf("%s %s: %s", r->method, r->path, detail);
+    r->errtext = util_strprintf("%s %s: %s", r->method, r->path, detail);
     res->status = 0;
     res->error = r->errtext ? r->errtext : "request failed";
 }
@@ -525,7 +485,7 @@ static void req_start(kube_req_t *r)
     CURLMcode mc = curl_multi_add_handle(h->multi, r->easy);
     if (mc != CURLM_OK) {
         r->state = REQ_RUNNING;
-        req_fail(r, str_printf("cannot start: %s", curl_multi_strerror(mc)));
+        req_fail(r, util_strprintf("cannot start: %s", curl_multi_strerror(mc)));
         r->cc = CURLE_FAILED_INIT;
         req_finish(r);
         return;
@@ -715,7 +675,7 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_again(loop, w);
         return;
     }
-    req_fail(r, str_printf("no data for %g s (watch idle timeout)", r->idle_timeout));
+    req_fail(r, util_strprintf("no data for %g s (watch idle timeout)", r->idle_timeout));
     r->cc = CURLE_OPERATION_TIMEDOUT;
     req_finish(r);
 }
@@ -765,14 +725,14 @@ static size_t req_buffer(kube_req_t *r, const char *data, size_t len)
     if (len <= room) {
         if (buf_append(&r->body_buf, data, len) == 0)
             return len;
-        req_fail(r, str_printf("out of memory buffering the response"));
+        req_fail(r, util_strprintf("out of memory buffering the response"));
         return 0;
     }
     if (!ok) {
         buf_append(&r->body_buf, data, room);
         return len;
     }
-    req_fail(r, str_printf("response body exceeds %zu bytes", cap));
+    req_fail(r, util_strprintf("response body exceeds %zu bytes", cap));
     return 0;
 }
 
@@ -784,7 +744,7 @@ static size_t req_deliver(kube_req_t *r, const char *data, size_t len)
     if (r->state != REQ_RUNNING)
         return 0;
     if (rc < 0) {
-        req_fail(r, str_printf("aborted by the response handler"));
+        req_fail(r, util_strprintf("aborted by the response handler"));
         return 0;
     }
     return len;
@@ -830,12 +790,12 @@ static int req_headers(kube_req_t *r)
     char *line = NULL;
     struct curl_slist *l = curl_slist_append(NULL, "Accept: application/json");
     if (l && r->content_type) {
-        line = str_printf("Content-Type: %s", r->content_type);
+        line = util_strprintf("Content-Type: %s", r->content_type);
         l = line ? curl_slist_append(l, line) : NULL;
         free(line);
     }
     if (l && token && *token) {
-        line = str_printf("Authorization: Bearer %s", token);
+        line = util_strprintf("Authorization: Bearer %s", token);
         l = line ? curl_slist_append(l, line) : NULL;
         free(line);
     }
@@ -897,7 +857,7 @@ static void req_set_tls(kube_req_t *r)
 static int req_setup(kube_req_t *r)
 {
     kube_http_t *h = r->h;
-    char *url = str_printf("%s%s", h->base_url, r->path);
+    char *url = util_strprintf("%s%s", h->base_url, r->path);
     CURL *e = curl_easy_init();
     if (!url || !e || req_headers(r) < 0) {
         free(url);
@@ -935,11 +895,6 @@ static int req_setup(kube_req_t *r)
     return 0;
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 /* Copies the options into r. Returns 0 or -1 (no memory). */
 static int req_copy_opts(kube_req_t *r, const kube_req_opts_t *o)
 {
@@ -947,7 +902,7 @@ static int req_copy_opts(kube_req_t *r, const kube_req_opts_t *o)
     r->method = strdup(method);
     r->path = strdup(o->path);
     r->verb = strdup(o->verb ? o->verb : default_verb(method, o->watch));
-    r->content_type = dup_or_null(o->content_type);
+    r->content_type = util_strdup_or_null(o->content_type);
     if (!r->method || !r->path || !r->verb || (o->content_type && !r->content_type))
         return -1;
     if (o->body) {
@@ -1053,13 +1008,13 @@ static int http_target(kube_http_t *h, char *err, size_t errlen)
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-        snprintf(err, errlen, "%s: server URL \"%s\" is not valid", c->source ? c->source : "",
-                 c->server ? c->server : "");
+        util_set_err(err, errlen, "%s: server URL \"%s\" is not valid", c->source ? c->source : "",
+                     c->server ? c->server : "");
         goto out;
     }
     if (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0) {
-        snprintf(err, errlen, "%s: server URL \"%s\" is neither https nor http",
-                 c->source ? c->source : "", c->server);
+        util_set_err(err, errlen, "%s: server URL \"%s\" is neither https nor http",
+                     c->source ? c->source : "", c->server);
         goto out;
     }
     h->tls = strcmp(scheme, "https") == 0;
@@ -1067,18 +1022,18 @@ static int http_target(kube_http_t *h, char *err, size_t errlen)
         if (curl_url_set(u, CURLUPART_HOST, c->tls_server_name, 0) != CURLUE_OK ||
             curl_url_set(u, CURLUPART_PORT, port, 0) != CURLUE_OK ||
             curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK) {
-            snprintf(err, errlen, "%s: tls-server-name \"%s\" is not a valid host name",
-                     c->source ? c->source : "", c->tls_server_name);
+            util_set_err(err, errlen, "%s: tls-server-name \"%s\" is not a valid host name",
+                         c->source ? c->source : "", c->tls_server_name);
             goto out;
         }
-        map = str_printf("%s:%s:%s:%s", c->tls_server_name, port, host, port);
+        map = util_strprintf("%s:%s:%s:%s", c->tls_server_name, port, host, port);
         h->connect_to = map ? curl_slist_append(NULL, map) : NULL;
         h->base_url = strdup(url);
     } else {
         h->base_url = strdup(c->server);
     }
     if (!h->base_url || (c->tls_server_name && *c->tls_server_name && !h->connect_to)) {
-        snprintf(err, errlen, "out of memory");
+        util_set_err(err, errlen, "out of memory");
         goto out;
     }
     size_t n = strlen(h->base_url);
@@ -1133,12 +1088,12 @@ kube_http_t *kube_http_new(struct ev_loop *loop, kube_config_t *cfg, char *err, 
 {
     static const char *const labels[] = {"verb", "code"};
     if (kube_http_global_init() < 0) {
-        snprintf(err, errlen, "cannot initialise libcurl");
+        util_set_err(err, errlen, "cannot initialise libcurl");
         return NULL;
     }
     kube_http_t *h = calloc(1, sizeof(*h));
     if (!h) {
-        snprintf(err, errlen, "out of memory");
+        util_set_err(err, errlen, "out of memory");
         return NULL;
     }
     h->loop = loop;
@@ -1154,7 +1109,7 @@ kube_http_t *kube_http_new(struct ev_loop *loop, kube_config_t *cfg, char *err, 
     if (http_target(h, err, errlen) < 0)
         goto out_free;
     if (http_init_multi(h) < 0) {
-        snprintf(err, errlen, "cannot create a libcurl multi handle");
+        util_set_err(err, errlen, "cannot create a libcurl multi handle");
         goto out_free;
     }
     h->requests_total = metrics_counter_new(

@@ -10,6 +10,7 @@
  */
 #include "kube/config.h"
 #include "util/log.h"
+#include "util/strutil.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -39,20 +40,6 @@ typedef struct kc_parse {
     size_t errlen;
 } kc_parse_t;
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Writes "at.key" (or the one that is set) into out. */
 static void key_path(char *out, size_t outlen, const char *at, const char *key)
 {
@@ -75,9 +62,9 @@ static void kc_fail(kc_parse_t *p, const char *at, const char *key, const char *
     va_end(ap);
     key_path(where, sizeof(where), at, key);
     if (where[0])
-        set_err(p->err, p->errlen, "kubeconfig %s: %s: %s", p->source, where, what);
+        util_set_err(p->err, p->errlen, "kubeconfig %s: %s: %s", p->source, where, what);
     else
-        set_err(p->err, p->errlen, "kubeconfig %s: %s", p->source, what);
+        util_set_err(p->err, p->errlen, "kubeconfig %s: %s", p->source, what);
 }
 
 /* Wipes and frees a NUL-terminated secret. */
@@ -871,7 +858,7 @@ int kube_config_parse_buffer(const char *data, size_t len, const char *source, c
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
-    set_err(err, errlen, "%s", "");
+    util_set_err(err, errlen, "%s", "");
     if (len > KUBE_CONFIG_MAX_FILE) {
         kc_fail(&p, NULL, NULL, "larger than %u bytes", KUBE_CONFIG_MAX_FILE);
         return -1;
@@ -935,13 +922,15 @@ static char *pick_path(const char *path, char *err, size_t errlen)
         if (asprintf(&s, "%s/.kube/config", home) < 0)
             s = NULL;
     } else {
-        set_err(err, errlen, "kubeconfig: no path given and neither $KUBECONFIG nor $HOME is set");
+        util_set_err(err, errlen,
+                     "kubeconfig: no path given and neither $KUBECONFIG nor $HOME is set");
         return NULL;
     }
     if (!s)
-        set_err(err, errlen, "kubeconfig: %s",
-                (env && *env && !(path && *path)) ? "$KUBECONFIG names no file (or out of memory)"
-                                                  : "out of memory");
+        util_set_err(err, errlen, "kubeconfig: %s",
+                     (env && *env && !(path && *path))
+                         ? "$KUBECONFIG names no file (or out of memory)"
+                         : "out of memory");
     return s;
 }
 
@@ -957,7 +946,7 @@ int kube_config_load(const char *path, const char *context, kube_config_t *out, 
     if (!file)
         return -1;
     if (read_file(file, KUBE_CONFIG_MAX_FILE, &data, &len, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "kubeconfig %s: %s", file, why);
+        util_set_err(err, errlen, "kubeconfig %s: %s", file, why);
         free(file);
         return -1;
     }
@@ -1001,18 +990,19 @@ static int in_cluster_server(kube_config_t *c, char *err, size_t errlen)
     int n;
 
     if (!host || !*host || !port || !*port) {
-        set_err(err, errlen, "in-cluster: %s is not set",
-                (!host || !*host) ? "KUBERNETES_SERVICE_HOST" : "KUBERNETES_SERVICE_PORT");
+        util_set_err(err, errlen, "in-cluster: %s is not set",
+                     (!host || !*host) ? "KUBERNETES_SERVICE_HOST" : "KUBERNETES_SERVICE_PORT");
         return -1;
     }
     if (!host_ok(host)) {
-        set_err(err, errlen,
-                "in-cluster: KUBERNETES_SERVICE_HOST: not a host name or address: \"%.64s\"", host);
+        util_set_err(err, errlen,
+                     "in-cluster: KUBERNETES_SERVICE_HOST: not a host name or address: \"%.64s\"",
+                     host);
         return -1;
     }
     if (!port_ok(port)) {
-        set_err(err, errlen, "in-cluster: KUBERNETES_SERVICE_PORT: not a port number: \"%.16s\"",
-                port);
+        util_set_err(err, errlen,
+                     "in-cluster: KUBERNETES_SERVICE_PORT: not a port number: \"%.16s\"", port);
         return -1;
     }
     if (strchr(host, ':'))
@@ -1021,7 +1011,7 @@ static int in_cluster_server(kube_config_t *c, char *err, size_t errlen)
         n = asprintf(&c->server, "https://%s:%s", host, port);
     if (n < 0) {
         c->server = NULL;
-        set_err(err, errlen, "in-cluster: out of memory");
+        util_set_err(err, errlen, "in-cluster: out of memory");
         return -1;
     }
     return 0;
@@ -1036,18 +1026,18 @@ static int in_cluster_ca(const char *dir, kube_config_t *c, char *err, size_t er
     int rc = 0;
 
     if (!path) {
-        set_err(err, errlen, "in-cluster: out of memory");
+        util_set_err(err, errlen, "in-cluster: out of memory");
         return -1;
     }
     if (read_file(path, KUBE_CONFIG_MAX_REF, &c->ca_pem, &c->ca_pem_len, why, sizeof(why)) < 0) {
         if (errno == ENOENT) {
             log_warn("in-cluster CA bundle missing, using the system store", "path", path);
         } else {
-            set_err(err, errlen, "in-cluster: %s: %s", path, why);
+            util_set_err(err, errlen, "in-cluster: %s: %s", path, why);
             rc = -1;
         }
     } else if (!looks_like_pem(c->ca_pem, c->ca_pem_len)) {
-        set_err(err, errlen, "in-cluster: %s: not PEM data (no -----BEGIN line)", path);
+        util_set_err(err, errlen, "in-cluster: %s: not PEM data (no -----BEGIN line)", path);
         rc = -1;
     }
     free(path);
@@ -1060,7 +1050,7 @@ int kube_config_in_cluster(const char *dir, kube_config_t *out, char *err, size_
     char why[KC_WHY_MAX];
 
     memset(out, 0, sizeof(*out));
-    set_err(err, errlen, "%s", "");
+    util_set_err(err, errlen, "%s", "");
     if (!dir || !*dir)
         dir = KC_DEFAULT_SA_DIR;
     if (in_cluster_server(&c, err, errlen) < 0)
@@ -1068,11 +1058,11 @@ int kube_config_in_cluster(const char *dir, kube_config_t *out, char *err, size_
     c.source = strdup("in-cluster");
     c.token_file = resolve_path(dir, "token");
     if (!c.source || !c.token_file) {
-        set_err(err, errlen, "in-cluster: out of memory");
+        util_set_err(err, errlen, "in-cluster: out of memory");
         goto out_fail;
     }
     if (read_token(c.token_file, &c.token, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "in-cluster: %s: %s", c.token_file, why);
+        util_set_err(err, errlen, "in-cluster: %s: %s", c.token_file, why);
         goto out_fail;
     }
     log_add_secret(c.token);
@@ -1093,7 +1083,7 @@ int kube_config_reload_token(kube_config_t *c, bool *changed, char *err, size_t 
     if (!c->token_file)
         return 0;
     if (read_token(c->token_file, &token, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "token file %s: %s", c->token_file, why);
+        util_set_err(err, errlen, "token file %s: %s", c->token_file, why);
         return -1;
     }
     if (c->token && strcmp(c->token, token) == 0) {

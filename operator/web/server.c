@@ -1,6 +1,8 @@
 #include "web/server.h"
 #include "util/log.h"
+#include "util/httpstatus.h"
 #include "util/metrics.h"
+#include "util/strutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,7 +17,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,20 +170,6 @@ static double mono_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The oldest OpenSSL error of this thread as text ("" when none); the
  * queue is cleared. */
 static const char *ssl_error_text(char *buf, size_t n)
@@ -229,7 +216,7 @@ static int read_pem(const char *what, const char *path, buf_t *out, char *err, s
 
     buf_reset(out);
     if (fd < 0) {
-        set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
+        util_set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
         return -1;
     }
     for (;;) {
@@ -238,12 +225,12 @@ static int read_pem(const char *what, const char *path, buf_t *out, char *err, s
             continue;
         if (n <= 0) {
             if (n < 0)
-                set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
+                util_set_err(err, errlen, "%s %s: %s", what, path, strerror(errno));
             close(fd);
             return n < 0 ? -1 : 0;
         }
         if (buf_append(out, tmp, (size_t)n) < 0) {
-            set_err(err, errlen, "%s %s: larger than %d bytes", what, path, PEM_MAX);
+            util_set_err(err, errlen, "%s %s: larger than %d bytes", what, path, PEM_MAX);
             close(fd);
             return -1;
         }
@@ -269,12 +256,12 @@ static int ctx_use_chain(SSL_CTX *ctx, const char *path, const buf_t *pem, char 
     int rc = -1;
 
     if (!x) {
-        set_err(err, errlen, "cert_file %s: no PEM certificate (%s)", path,
-                ssl_error_text(e, sizeof(e)));
+        util_set_err(err, errlen, "cert_file %s: no PEM certificate (%s)", path,
+                     ssl_error_text(e, sizeof(e)));
         goto out_bio;
     }
     if (SSL_CTX_use_certificate(ctx, x) != 1) {
-        set_err(err, errlen, "cert_file %s: %s", path, ssl_error_text(e, sizeof(e)));
+        util_set_err(err, errlen, "cert_file %s: %s", path, ssl_error_text(e, sizeof(e)));
         goto out_x;
     }
     for (;;) {
@@ -283,7 +270,8 @@ static int ctx_use_chain(SSL_CTX *ctx, const char *path, const buf_t *pem, char 
             break;
         if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
             X509_free(ca);
-            set_err(err, errlen, "cert_file %s: chain: %s", path, ssl_error_text(e, sizeof(e)));
+            util_set_err(err, errlen, "cert_file %s: chain: %s", path,
+                         ssl_error_text(e, sizeof(e)));
             goto out_x;
         }
     }
@@ -305,13 +293,13 @@ static int ctx_use_key(SSL_CTX *ctx, const char *path, const buf_t *pem, char *e
     int rc = -1;
 
     if (!k) {
-        set_err(err, errlen, "key_file %s: no unencrypted PEM private key (%s)", path,
-                ssl_error_text(e, sizeof(e)));
+        util_set_err(err, errlen, "key_file %s: no unencrypted PEM private key (%s)", path,
+                     ssl_error_text(e, sizeof(e)));
         goto out_bio;
     }
     if (SSL_CTX_use_PrivateKey(ctx, k) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        set_err(err, errlen, "key_file %s does not match cert_file: %s", path,
-                ssl_error_text(e, sizeof(e)));
+        util_set_err(err, errlen, "key_file %s does not match cert_file: %s", path,
+                     ssl_error_text(e, sizeof(e)));
         goto out_key;
     }
     rc = 0;
@@ -331,7 +319,7 @@ static SSL_CTX *ctx_build(const web_server_opts_t *o, const buf_t *cert, const b
     char e[256];
 
     if (!ctx) {
-        set_err(err, errlen, "TLS: %s", ssl_error_text(e, sizeof(e)));
+        util_set_err(err, errlen, "TLS: %s", ssl_error_text(e, sizeof(e)));
         return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -344,7 +332,7 @@ static SSL_CTX *ctx_build(const web_server_opts_t *o, const buf_t *cert, const b
         ctx_use_chain(ctx, o->cert_file, cert, err, errlen) < 0 ||
         ctx_use_key(ctx, o->key_file, key, err, errlen) < 0) {
         if (err && !err[0])
-            set_err(err, errlen, "TLS: %s", ssl_error_text(e, sizeof(e)));
+            util_set_err(err, errlen, "TLS: %s", ssl_error_text(e, sizeof(e)));
         SSL_CTX_free(ctx);
         return NULL;
     }
@@ -383,8 +371,8 @@ static int cert_load(web_server_t *s, char *err, size_t errlen)
     buf_init(&cert, PEM_MAX);
     buf_init(&key, PEM_MAX);
     if (file_id_get(s->opts.cert_file, &c1) < 0 || file_id_get(s->opts.key_file, &k1) < 0) {
-        set_err(err, errlen, "certificate pair %s, %s: %s", s->opts.cert_file, s->opts.key_file,
-                strerror(errno));
+        util_set_err(err, errlen, "certificate pair %s, %s: %s", s->opts.cert_file,
+                     s->opts.key_file, strerror(errno));
         goto out;
     }
     if (read_pem("cert_file", s->opts.cert_file, &cert, err, errlen) < 0 ||
@@ -392,7 +380,7 @@ static int cert_load(web_server_t *s, char *err, size_t errlen)
         goto out_record;
     if (file_id_get(s->opts.cert_file, &c2) < 0 || file_id_get(s->opts.key_file, &k2) < 0 ||
         !file_id_eq(&c1, &c2) || !file_id_eq(&k1, &k2)) {
-        set_err(err, errlen, "certificate pair changed while being read");
+        util_set_err(err, errlen, "certificate pair changed while being read");
         rc = -2;
         goto out;
     }
@@ -447,7 +435,7 @@ int web_server_reload_now(web_server_t *s, char *err, size_t errlen)
         log_cert("certificate reloaded", s);
         return 0;
     }
-    set_err(err, errlen, "%s", e);
+    util_set_err(err, errlen, "%s", e);
     log_error("certificate reload failed; keeping the current pair", "error", e);
     return -1;
 }
@@ -518,7 +506,7 @@ static int listener_open(web_server_t *s, listener_t *l, const char *addr, bool 
     int rc, saved = 0;
 
     if (split_addr(addr, host, sizeof(host), port, sizeof(port)) < 0) {
-        set_err(err, errlen, "listen %s: want host:port with a port from 0 to 65535", addr);
+        util_set_err(err, errlen, "listen %s: want host:port with a port from 0 to 65535", addr);
         return -1;
     }
     hints.ai_family = AF_UNSPEC;
@@ -526,7 +514,7 @@ static int listener_open(web_server_t *s, listener_t *l, const char *addr, bool 
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
     if (rc != 0) {
-        set_err(err, errlen, "listen %s: %s", addr, gai_strerror(rc));
+        util_set_err(err, errlen, "listen %s: %s", addr, gai_strerror(rc));
         return -1;
     }
     for (struct addrinfo *ai = res; ai && l->fd < 0; ai = ai->ai_next) {
@@ -535,7 +523,7 @@ static int listener_open(web_server_t *s, listener_t *l, const char *addr, bool 
     }
     freeaddrinfo(res);
     if (l->fd < 0) {
-        set_err(err, errlen, "listen %s: %s", addr, strerror(saved));
+        util_set_err(err, errlen, "listen %s: %s", addr, strerror(saved));
         return -1;
     }
     if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) == 0)
@@ -923,32 +911,15 @@ static const http_parser_settings parser_settings = {
 
 /* --- connections: responses --------------------------------------------- */
 
+/* The reason phrase of a status line; codes the table does not know read
+ * "OK" below 400 and "Error" from 400. */
 static const char *status_text(int status)
 {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 429:
-        return "Too Many Requests";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return status < 400 ? "OK" : "Error";
-    }
+    const char *p = util_http_phrase(status);
+
+    if (p)
+        return p;
+    return status < 400 ? "OK" : "Error";
 }
 
 /* Queues a response on c and moves it to WRITING; extra holds whole
@@ -1552,9 +1523,10 @@ static void on_metrics(web_request_t *req, void *ud)
 
 /* --- the server ------------------------------------------------------------ */
 
-static char *dup_or_null(const char *s)
+/* A copy of s, or NULL when s is NULL or "" (an unset option). */
+static char *dup_option(const char *s)
 {
-    return s && *s ? strdup(s) : NULL;
+    return util_strdup_or_null(s && *s ? s : NULL);
 }
 
 /* Copies opts into s with defaults for the zero limits. */
@@ -1563,10 +1535,10 @@ static int copy_opts(web_server_t *s, const web_server_opts_t *o)
     web_server_opts_t *d = &s->opts;
 
     *d = *o;
-    d->listen = dup_or_null(o->listen);
-    d->cert_file = dup_or_null(o->cert_file);
-    d->key_file = dup_or_null(o->key_file);
-    d->plain_listen = dup_or_null(o->plain_listen);
+    d->listen = dup_option(o->listen);
+    d->cert_file = dup_option(o->cert_file);
+    d->key_file = dup_option(o->key_file);
+    d->plain_listen = dup_option(o->plain_listen);
     if ((o->listen && *o->listen && !d->listen) ||
         (o->cert_file && *o->cert_file && !d->cert_file) ||
         (o->key_file && *o->key_file && !d->key_file) ||
@@ -1667,11 +1639,11 @@ static void ignore_sigpipe(void)
 int web_server_start(web_server_t *s, char *err, size_t errlen)
 {
     if (!s->opts.listen || !s->opts.cert_file || !s->opts.key_file) {
-        set_err(err, errlen, "webhook: listen, cert_file and key_file are required");
+        util_set_err(err, errlen, "webhook: listen, cert_file and key_file are required");
         return -1;
     }
     if (s->tls.fd >= 0) {
-        set_err(err, errlen, "webhook: already started");
+        util_set_err(err, errlen, "webhook: already started");
         return -1;
     }
     ignore_sigpipe();
