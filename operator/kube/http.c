@@ -48,6 +48,7 @@ struct kube_req {
     bool in_multi;
     bool queued; /* in the release queue */
     bool counted;
+    bool notify;      /* owed an on_done saying it was cancelled (kube_http_free) */
     kube_req_t *prev; /* all live requests */
     kube_req_t *next;
     kube_req_t *qnext; /* start list or release queue */
@@ -95,7 +96,7 @@ struct kube_http {
     kube_req_t *q_tail;
     http_sock_t *socks;
     int depth;    /* > 0 while our callbacks run */
-    bool closing; /* kube_http_free() called while depth > 0 */
+    bool closing; /* kube_http_free() was called */
     ev_tstamp last_401_reload;
     metrics_counter_t *requests_total;
 };
@@ -474,7 +475,8 @@ static void http_release(kube_http_t *h)
         }
         if (r->state == REQ_DONE && !h->closing)
             req_dispatch(r);
-        req_free(r);
+        if (!r->notify) /* else kept for its on_done at shutdown */
+            req_free(r);
         r = next;
     }
 }
@@ -520,6 +522,30 @@ static void http_start(kube_http_t *h)
 
 static void http_destroy(kube_http_t *h);
 
+/* Calls on_done, once, for every request kube_http_free() ended, oldest
+ * first, with a result that says so. Runs with depth > 0 and closing set,
+ * so its callbacks cannot start, release or free anything: they may only
+ * cancel requests (which are then skipped). */
+static void http_notify_cancelled(kube_http_t *h)
+{
+    kube_req_t *last = h->reqs;
+    while (last && last->next)
+        last = last->next;
+    for (kube_req_t *r = last; r; r = r->prev) {
+        if (!r->notify)
+            continue;
+        r->notify = false;
+        kube_result_t res = {.cancelled = true};
+        free(r->errtext);
+        r->errtext = util_strprintf("%s %s: %s", r->method, r->path, KUBE_HTTP_CANCELLED_TEXT);
+        res.error = r->errtext ? r->errtext : KUBE_HTTP_CANCELLED_TEXT;
+        log_debug("api request cancelled", "method", r->method, "path", r->path);
+        r->state = REQ_DISPATCHING;
+        r->on_done(r->ud, &res);
+        r->state = REQ_CANCELLED;
+    }
+}
+
 static void http_enter(kube_http_t *h)
 {
     h->depth++;
@@ -531,6 +557,8 @@ static bool http_leave(kube_http_t *h)
 {
     if (--h->depth > 0 || !h->closing)
         return false;
+    h->depth++;
+    http_notify_cancelled(h);
     http_destroy(h);
     return true;
 }
@@ -971,7 +999,9 @@ void kube_req_cancel(kube_req_t *r)
         ev_timer_stop(r->h->loop, &r->idle);
         queue_release(r);
         break;
-    case REQ_CANCELLED:
+    case REQ_CANCELLED: /* perhaps owed a shutdown on_done: not any more */
+        r->notify = false;
+        break;
     case REQ_DISPATCHING:
         break;
     }
@@ -1162,17 +1192,19 @@ static void http_destroy(kube_http_t *h)
 
 void kube_http_free(kube_http_t *h)
 {
-    if (!h)
+    if (!h || h->closing)
         return;
+    h->closing = true;
     for (kube_req_t *r = h->reqs; r; r = r->next) {
-        if (r->state != REQ_DISPATCHING)
+        if (r->state == REQ_NEW || r->state == REQ_RUNNING || r->state == REQ_DONE) {
             r->state = REQ_CANCELLED;
+            r->notify = true;
+        }
         ev_timer_stop(h->loop, &r->idle);
     }
     token_timer_stop(h);
-    if (h->depth > 0) {
-        h->closing = true;
-        return;
-    }
-    http_destroy(h);
+    if (h->depth > 0)
+        return; /* http_leave() ends them once no callback of ours is on the stack */
+    http_enter(h);
+    http_leave(h);
 }

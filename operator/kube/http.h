@@ -9,10 +9,18 @@
  * 401, and every request uses the newest one.
  *
  * Callbacks: on_data runs from inside libcurl as bytes arrive; on_done runs
- * exactly once per request that is not cancelled, from the loop, never from
- * inside kube_http_request(). No easy handle is removed or freed inside a
- * libcurl callback: finished and cancelled requests are queued and released
- * from an ev_check watcher.
+ * exactly once per request that kube_req_cancel() did not stop, from the
+ * loop, never from inside kube_http_request() nor from inside a libcurl
+ * callback. No easy handle is removed or freed inside a libcurl callback:
+ * finished and cancelled requests are queued and released from an ev_check
+ * watcher.
+ *
+ * kube_http_free() ends every request still pending (waiting to start,
+ * running, or ended with its on_done not yet called): each gets its on_done
+ * once, with res->cancelled set, status 0 and an error ending in
+ * KUBE_HTTP_CANCELLED_TEXT, so that whoever waits for a result can release
+ * what it holds. Those calls come from kube_http_free() itself, or, when it
+ * is called from inside on_data or on_done, once that callback returned.
  *
  * Every request is counted in vmdrain_api_requests_total{verb,code} once:
  * with its HTTP status when the response headers arrive, or with code
@@ -52,7 +60,12 @@ typedef struct kube_result {
                             is no on_data, the (capped) body of a non-2xx
                             response; NUL-terminated; NULL otherwise */
     size_t body_len;
+    bool cancelled; /* ended by kube_http_free(): status 0, error ends
+                       with KUBE_HTTP_CANCELLED_TEXT */
 } kube_result_t;
+
+/* The end of kube_result_t.error for a request ended by kube_http_free(). */
+#define KUBE_HTTP_CANCELLED_TEXT "cancelled: the API client is shutting down"
 
 typedef struct kube_req_opts {
     const char *method;       /* "GET" when NULL */
@@ -72,8 +85,9 @@ typedef struct kube_req_opts {
      * -1 to abort the request (set the reason first with
      * kube_req_set_error()). May call any function of this module. */
     int (*on_data)(void *ud, const char *data, size_t len);
-    /* Called once when the request ends, unless it was cancelled. The
-     * request is freed when it returns. */
+    /* Called once when the request ends (also when kube_http_free() ends
+     * it: res->cancelled), unless kube_req_cancel() stopped it. The request
+     * is freed when it returns. */
     void (*on_done)(void *ud, const kube_result_t *res);
     void *ud;
     const char *verb; /* metrics label (get, list, watch, create, patch,
@@ -86,9 +100,13 @@ typedef struct kube_req_opts {
  * kube_http_free(). */
 kube_http_t *kube_http_new(struct ev_loop *loop, kube_config_t *cfg, char *err, size_t errlen);
 
-/* Cancels every request (no on_done is called) and frees the transport.
- * Safe while requests are in flight and from inside on_data or on_done
- * (the memory is then released when the callback has returned). */
+/* Ends every pending request (its on_done gets res->cancelled, see above)
+ * and frees the transport. Safe while requests are in flight and from
+ * inside on_data or on_done (the on_done calls and the release then follow
+ * when that callback has returned). The on_done calls may cancel other
+ * requests (which then get none); kube_http_request() returns NULL and
+ * kube_http_free() does nothing from then on. Owners of objects that a
+ * request's ud points to free the transport before those objects. */
 void kube_http_free(kube_http_t *h);
 
 /* Changes how often the token file is re-read (tests; the default is

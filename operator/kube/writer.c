@@ -19,7 +19,7 @@ typedef struct write_box {
 static void on_write_done(void *ud, const kube_result_t *res)
 {
     write_box_t *b = ud;
-    if (res->error && !b->cb)
+    if (res->error && !b->cb && !res->cancelled)
         log_warn("write failed", "request", b->what, "error", res->error);
     if (b->cb)
         b->cb(b->ud, res);

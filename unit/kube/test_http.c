@@ -26,6 +26,7 @@ static FILE *logsink;
 static char *logged;
 static size_t logged_len;
 static bool in_request; /* true while kube_http_request() runs */
+static bool in_data;    /* true while on_data runs */
 
 static void set_cfg(const char *server)
 {
@@ -109,6 +110,7 @@ TestSuite(http_tls, .init = setup_tls, .fini = teardown, .timeout = 30);
 typedef struct outcome {
     int calls; /* on_done */
     bool done;
+    bool cancelled;
     long status;
     char *error;
     char *reason;
@@ -143,7 +145,9 @@ static void on_done(void *ud, const kube_result_t *res)
     o->calls++;
     o->done = true;
     o->finished = ev_time();
+    cr_assert_not(in_data, "on_done ran inside on_data");
     o->status = res->status;
+    o->cancelled = res->cancelled;
     o->error = dup_or_null(res->error);
     o->reason = dup_or_null(res->reason);
     o->message = dup_or_null(res->message);
@@ -164,6 +168,7 @@ static void on_done(void *ud, const kube_result_t *res)
 static int on_data(void *ud, const char *data, size_t len)
 {
     outcome_t *o = ud;
+    in_data = true;
     o->data_calls++;
     o->got_data = true;
     buf_append(&o->data, data, len);
@@ -175,6 +180,7 @@ static int on_data(void *ud, const char *data, size_t len)
         kube_http_free(h);
         h = NULL;
     }
+    in_data = false;
     if (o->abort_with) {
         kube_req_set_error(o->req, o->abort_with);
         return -1;
@@ -679,7 +685,7 @@ Test(http, requests_cancelling_each_other_from_on_done_end_with_one_call)
     }
 }
 
-Test(http, free_with_requests_in_flight_calls_nothing)
+Test(http, free_ends_every_pending_request_once_as_cancelled)
 {
     testserver_delay(testserver_route(srv, "GET", "/slow", 200), -1);
     testserver_route_t *rt = testserver_route(srv, "GET", "/w", 200);
@@ -692,11 +698,73 @@ Test(http, free_with_requests_in_flight_calls_nothing)
     start((kube_req_opts_t){.path = "/slow"}, &c, false); /* not started yet */
     kube_http_free(h);
     h = NULL;
+    cr_expect_eq(a.calls, 1);
+    cr_expect_eq(b.calls, 1);
+    cr_expect_eq(c.calls, 1);
     run_for(0.2);
-    cr_expect_eq(a.calls + b.calls + c.calls, 0);
+    cr_expect_eq(a.calls + b.calls + c.calls, 3);
+    outcome_t *all[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        cr_expect(all[i]->cancelled, "request %d", i);
+        cr_expect_eq(all[i]->status, 0);
+        cr_expect_not_null(all[i]->error);
+        cr_expect(all[i]->error && strstr(all[i]->error, KUBE_HTTP_CANCELLED_TEXT), "%s",
+                  all[i]->error);
+        outcome_free(all[i]);
+    }
+}
+
+Test(http, free_skips_requests_the_caller_cancelled)
+{
+    testserver_delay(testserver_route(srv, "GET", "/slow", 200), -1);
+    outcome_t a = {0}, b = {0};
+    start((kube_req_opts_t){.path = "/slow"}, &a, false);
+    start((kube_req_opts_t){.path = "/slow"}, &b, false);
+    run_for(0.1);
+    kube_req_cancel(a.req);
+    kube_http_free(h);
+    h = NULL;
+    run_for(0.1);
+    cr_expect_eq(a.calls, 0);
+    cr_expect_eq(b.calls, 1);
+    cr_expect(b.cancelled);
     outcome_free(&a);
     outcome_free(&b);
-    outcome_free(&c);
+}
+
+/* What a shutdown on_done may do: cancel another request (which then gets
+ * no call), start one (refused), free the transport again (no-op). */
+static outcome_t *victim;
+static kube_req_t *refused = (kube_req_t *)1;
+static void on_done_at_shutdown(void *ud, const kube_result_t *res)
+{
+    outcome_t *o = ud;
+    o->calls++;
+    o->cancelled = res->cancelled;
+    if (victim)
+        kube_req_cancel(victim->req);
+    victim = NULL;
+    refused = kube_http_request(h, &(kube_req_opts_t){.path = "/x", .on_done = on_done, .ud = o});
+    kube_http_free(h);
+}
+
+Test(http, a_shutdown_on_done_may_cancel_start_and_free)
+{
+    testserver_delay(testserver_route(srv, "GET", "/slow", 200), -1);
+    outcome_t a = {0}, b = {0};
+    kube_req_opts_t o = {.path = "/slow", .on_done = on_done_at_shutdown, .ud = &a};
+    cr_assert_not_null(kube_http_request(h, &o));
+    start((kube_req_opts_t){.path = "/slow"}, &b, false);
+    victim = &b;
+    run_for(0.1);
+    kube_http_free(h); /* ends them in the order they were made: a, then b */
+    h = NULL;
+    cr_expect_eq(a.calls, 1);
+    cr_expect(a.cancelled);
+    cr_expect_null(refused);
+    cr_expect_eq(b.calls, 0);
+    outcome_free(&a);
+    outcome_free(&b);
 }
 
 Test(http, free_from_inside_on_done)
@@ -710,7 +778,9 @@ Test(http, free_from_inside_on_done)
     cr_expect_null(h);
     run_for(0.2);
     cr_expect_eq(fast.calls, 1);
-    cr_expect_eq(slow.calls, 0);
+    cr_expect_not(fast.cancelled);
+    cr_expect_eq(slow.calls, 1);
+    cr_expect(slow.cancelled);
     outcome_free(&fast);
     outcome_free(&slow);
 }
@@ -727,7 +797,8 @@ Test(http, free_from_inside_on_data)
     run_for(0.2);
     cr_expect_null(h);
     cr_expect_eq(w.data_calls, 1);
-    cr_expect_eq(w.calls, 0);
+    cr_expect_eq(w.calls, 1); /* after on_data returned, outside libcurl */
+    cr_expect(w.cancelled);
     outcome_free(&w);
 }
 
