@@ -22,6 +22,12 @@
  * what it holds. Those calls come from kube_http_free() itself, or, when it
  * is called from inside on_data or on_done, once that callback returned.
  *
+ * Rate limit: a token bucket (kube_http_opts_t: qps a second, burst at
+ * once, like client-go's defaults of 50 and 100) holds back requests beyond
+ * the rate; they wait in order on an ev_timer (the loop never blocks) and
+ * are counted in vmdrain_api_throttled_requests_total. Watches are
+ * long-running and never wait.
+ *
  * Every request is counted in vmdrain_api_requests_total{verb,code} once:
  * with its HTTP status when the response headers arrive, or with code
  * "error" when it ends without any response. A request cancelled before a
@@ -42,6 +48,8 @@ struct ev_loop;
 #define KUBE_HTTP_MAX_BODY       (16u << 20) /* bytes, buffered bodies */
 #define KUBE_HTTP_ERROR_BODY_MAX (64u << 10) /* bytes of a non-2xx body kept */
 #define KUBE_HTTP_TOKEN_INTERVAL 60.0        /* seconds between token file reads */
+#define KUBE_HTTP_DEFAULT_QPS    50.0        /* requests a second, like client-go */
+#define KUBE_HTTP_DEFAULT_BURST  100         /* requests at once, like client-go */
 
 typedef struct kube_http kube_http_t;
 typedef struct kube_req kube_req_t;
@@ -94,10 +102,22 @@ typedef struct kube_req_opts {
                          update, delete); derived from method and watch when NULL */
 } kube_req_opts_t;
 
-/* Creates the transport for cfg, which it borrows: cfg must outlive it (the
- * token in it is replaced on reload). Returns NULL with a message in err
- * when the server URL is unusable or libcurl cannot be set up. Free with
- * kube_http_free(). */
+/* How the transport behaves towards the apiserver. */
+typedef struct kube_http_opts {
+    double qps; /* non-watch requests a second; <= 0: unlimited */
+    int burst;  /* requests sent at once before the rate applies; < 1 is 1 */
+} kube_http_opts_t;
+
+#define KUBE_HTTP_OPTS_DEFAULT                                                                     \
+    ((kube_http_opts_t){.qps = KUBE_HTTP_DEFAULT_QPS, .burst = KUBE_HTTP_DEFAULT_BURST})
+
+/* kube_http_new() with options (NULL: unlimited). */
+kube_http_t *kube_http_new_opts(struct ev_loop *loop, kube_config_t *cfg, const kube_http_opts_t *o,
+                                char *err, size_t errlen);
+
+/* Creates the transport for cfg (with KUBE_HTTP_OPTS_DEFAULT), which it borrows: cfg must outlive
+ * it (the token in it is replaced on reload). Returns NULL with a message in err when the server
+ * URL is unusable or libcurl cannot be set up. Free with kube_http_free(). */
 kube_http_t *kube_http_new(struct ev_loop *loop, kube_config_t *cfg, char *err, size_t errlen);
 
 /* Ends every pending request (its on_done gets res->cancelled, see above)
@@ -118,7 +138,8 @@ void kube_http_set_token_interval(kube_http_t *h, double seconds);
  * stays in use). */
 int kube_http_reload_token(kube_http_t *h);
 
-/* Requests not yet released (running, or queued for on_done). */
+/* Requests not yet released (waiting for the rate limit, running, or
+ * queued for on_done). */
 size_t kube_http_pending(const kube_http_t *h);
 
 /* Starts a request; it is sent from the loop. Returns a handle owned by

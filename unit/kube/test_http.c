@@ -1115,3 +1115,139 @@ Test(http_tls, an_unusable_client_key_is_a_transport_error)
     cr_expect(strncmp(o.error, "GET /version: ", 14) == 0, "%s", o.error);
     outcome_free(&o);
 }
+
+/* ---- the rate limit ----------------------------------------------------------- */
+
+/* A fresh transport with a rate limit. */
+static void limited_transport(double qps, int burst)
+{
+    char err[256];
+    kube_http_free(h);
+    kube_http_opts_t o = {.qps = qps, .burst = burst};
+    h = kube_http_new_opts(loop, &cfg, &o, err, sizeof(err));
+    cr_assert_not_null(h, "%s", err);
+}
+
+static double throttled(void)
+{
+    double v = -1;
+    if (metrics_get("api_throttled_requests_total", NULL, &v) < 0)
+        return 0;
+    return v;
+}
+
+Test(http, requests_over_the_burst_wait_their_turn_without_blocking)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(20, 2);
+    outcome_t o[6] = {{0}};
+    double t0 = ev_time();
+    for (int i = 0; i < 6; i++)
+        cr_assert_not_null(start((kube_req_opts_t){.path = "/r"}, &o[i], false));
+    cr_expect_lt(ev_time() - t0, 0.05, "kube_http_request() must not wait");
+    cr_expect_float_eq(throttled(), 4, 1e-9);
+    cr_expect_eq(kube_http_pending(h), 6);
+    cr_assert(run_until(&o[5].done, 10));
+    for (int i = 0; i < 6; i++) {
+        cr_expect_eq(o[i].calls, 1, "request %d", i);
+        cr_expect_eq(o[i].status, 200, "request %d", i);
+    }
+    /* two at once, then one every 50 ms: none can end before its turn
+     * (lower bounds only: a loaded machine may be late, never early) */
+    for (int i = 2; i < 6; i++)
+        cr_expect_geq(o[i].finished - t0, (i - 1) * 0.05 - 0.005, "request %d", i);
+    kube_http_free(h); /* the outcomes live on this stack */
+    h = NULL;
+    for (int i = 0; i < 6; i++)
+        outcome_free(&o[i]);
+}
+
+Test(http, watches_are_not_rate_limited)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    testserver_route_t *rt = testserver_route(srv, "GET", "/w", 200);
+    testserver_chunk(rt, "a", 1, 0);
+    testserver_hold(rt);
+    limited_transport(0.5, 1);
+    outcome_t a = {0}, w = {0};
+    start((kube_req_opts_t){.path = "/r"}, &a, false); /* takes the only token */
+    start((kube_req_opts_t){.path = "/w", .watch = true}, &w, true);
+    cr_assert(run_until(&w.got_data, 1.0), "the watch waited for the rate limit");
+    cr_expect_float_eq(throttled(), 0, 1e-9);
+    kube_http_free(h); /* before the outcomes its on_done calls write to go */
+    h = NULL;
+    outcome_free(&a);
+    outcome_free(&w);
+}
+
+Test(http, a_cancelled_waiting_request_is_never_sent)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(2, 1);
+    outcome_t a = {0}, b = {0}, c = {0};
+    start((kube_req_opts_t){.path = "/r"}, &a, false);
+    start((kube_req_opts_t){.path = "/r?b"}, &b, false); /* waits 0.5 s */
+    start((kube_req_opts_t){.path = "/r?c"}, &c, false); /* waits 1 s */
+    cr_expect_float_eq(throttled(), 2, 1e-9);
+    kube_req_cancel(b.req);
+    cr_assert(run_until(&c.done, 5));
+    cr_expect_eq(a.calls, 1);
+    cr_expect_eq(b.calls, 0);
+    cr_expect_eq(c.calls, 1);
+    cr_expect_eq(testserver_nrequests(srv), 2);
+    for (int i = 0; i < testserver_nrequests(srv); i++)
+        cr_expect_null(strstr(testserver_request(srv, i)->target, "?b"));
+    cr_expect_eq(kube_http_pending(h), 0);
+    kube_http_free(h);
+    h = NULL;
+    outcome_free(&a);
+    outcome_free(&b);
+    outcome_free(&c);
+}
+
+Test(http, free_ends_waiting_requests_as_cancelled)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(0.1, 1);
+    outcome_t a = {0}, b = {0};
+    start((kube_req_opts_t){.path = "/r"}, &a, false);
+    start((kube_req_opts_t){.path = "/r"}, &b, false); /* waits 10 s */
+    cr_assert(run_until(&a.done, 5));
+    cr_expect_eq(kube_http_pending(h), 1);
+    kube_http_free(h);
+    h = NULL;
+    cr_expect_eq(b.calls, 1);
+    cr_expect(b.cancelled);
+    cr_expect_eq(testserver_nrequests(srv), 1);
+    outcome_free(&a);
+    outcome_free(&b);
+}
+
+Test(http, zero_qps_is_unlimited)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(0, 1);
+    outcome_t o[20] = {{0}};
+    for (int i = 0; i < 20; i++)
+        start((kube_req_opts_t){.path = "/r"}, &o[i], false);
+    cr_expect_float_eq(throttled(), 0, 1e-9);
+    cr_assert(run_until(&o[19].done, 10));
+    kube_http_free(h); /* the outcomes live on this stack */
+    h = NULL;
+    for (int i = 0; i < 20; i++)
+        outcome_free(&o[i]);
+}
+
+Test(http, the_default_limit_is_fifty_a_second_after_a_burst_of_a_hundred)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    static outcome_t o[102];
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i < 102; i++)
+        start((kube_req_opts_t){.path = "/r"}, &o[i], false);
+    cr_expect_float_eq(throttled(), 2, 1e-9);
+    kube_http_free(h);
+    h = NULL;
+    for (int i = 0; i < 102; i++)
+        outcome_free(&o[i]);
+}
