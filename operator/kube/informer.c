@@ -1,3 +1,11 @@
+/*
+ * informer — see informer.h: LIST, WATCH, the cache and its indexes, the
+ * change handlers, back-off.
+ *
+ * Owns informer_t and the objects in its cache. Calls kube/http (requests),
+ * kube/decode (bodies), kube/resources (paths), util/hmap, util/log and
+ * util/metrics; called by the controller and kube/debug.
+ */
 #include "kube/informer.h"
 #include "kube/decode.h"
 #include "util/hmap.h"

@@ -1,3 +1,9 @@
+/*
+ * workqueue — see workqueue.h: deduplicated keys, delays, per-key back-off.
+ *
+ * Owns workqueue_t and its keys. Calls libev and util/hmap; called by the
+ * controller.
+ */
 #include "kube/workqueue.h"
 #include "util/hmap.h"
 

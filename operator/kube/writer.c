@@ -1,3 +1,10 @@
+/*
+ * writer — see writer.h: create, patch and delete requests, and Events.
+ *
+ * Owns the small box that carries a caller's callback. Calls kube/http,
+ * kube/resources, util/jsongen, util/buf, util/timefmt and util/log; called
+ * by the drain engine.
+ */
 #include "kube/writer.h"
 #include "util/buf.h"
 #include "util/jsongen.h"
