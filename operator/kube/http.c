@@ -43,11 +43,61 @@ void kube_http_global_cleanup(void)
 
 /* ---- the release queue and the start list ------------------------------ */
 
+/* Appends r to f. */
+static void fifo_push(kube__fifo_t *f, kube_req_t *r)
+{
+    r->qnext = NULL;
+    if (f->tail)
+        f->tail->qnext = r;
+    else
+        f->head = r;
+    f->tail = r;
+}
+
+/* Empties f and returns what it held, still linked through qnext. */
+static kube_req_t *fifo_take(kube__fifo_t *f)
+{
+    kube_req_t *r = f->head;
+    f->head = f->tail = NULL;
+    return r;
+}
+
+/* Removes and returns the first request of f, or NULL. */
+static kube_req_t *fifo_pop(kube__fifo_t *f)
+{
+    kube_req_t *r = f->head;
+    if (r) {
+        f->head = r->qnext;
+        if (!f->head)
+            f->tail = NULL;
+        r->qnext = NULL;
+    }
+    return r;
+}
+
+/* Takes r out of f, wherever it is. */
+static void fifo_remove(kube__fifo_t *f, kube_req_t *r)
+{
+    kube_req_t *prev = NULL;
+    for (kube_req_t *q = f->head; q; prev = q, q = q->qnext) {
+        if (q != r)
+            continue;
+        if (prev)
+            prev->qnext = r->qnext;
+        else
+            f->head = r->qnext;
+        if (f->tail == r)
+            f->tail = prev;
+        break;
+    }
+    r->qnext = NULL;
+}
+
 /* Keeps the check watcher (and the idle watcher that stops the loop from
  * blocking before it runs) active exactly while there is queued work. */
 static void http_arm(kube_http_t *h)
 {
-    bool work = h->start_head || h->q_head;
+    bool work = h->start.head || h->rel.head;
     if (work && !ev_is_active(&h->reap)) {
         ev_check_start(h->loop, &h->reap);
         ev_idle_start(h->loop, &h->nowait);
@@ -63,12 +113,7 @@ static void queue_release(kube_req_t *r)
     if (r->queued)
         return;
     r->queued = true;
-    r->qnext = NULL;
-    if (h->q_tail)
-        h->q_tail->qnext = r;
-    else
-        h->q_head = r;
-    h->q_tail = r;
+    fifo_push(&h->rel, r);
     http_arm(h);
 }
 
@@ -218,9 +263,7 @@ static void req_dispatch(kube_req_t *r)
  * what its callbacks queue waits for the next loop iteration. */
 static void http_release(kube_http_t *h)
 {
-    kube_req_t *r = h->q_head;
-    h->q_head = NULL;
-    h->q_tail = NULL;
+    kube_req_t *r = fifo_take(&h->rel);
     while (r) {
         kube_req_t *next = r->qnext;
         r->queued = false;
@@ -260,9 +303,7 @@ static void req_start(kube_req_t *r)
  * cancelled ones go to the release queue instead. */
 static void http_start(kube_http_t *h)
 {
-    kube_req_t *r = h->start_head;
-    h->start_head = NULL;
-    h->start_tail = NULL;
+    kube_req_t *r = fifo_take(&h->start);
     while (r) {
         kube_req_t *next = r->qnext;
         if (r->state == REQ_NEW)
@@ -481,23 +522,13 @@ static double now_clock(void *ud)
     return ev_time();
 }
 
-static void start_list_append(kube_http_t *h, kube_req_t *r)
-{
-    r->qnext = NULL;
-    if (h->start_tail)
-        h->start_tail->qnext = r;
-    else
-        h->start_head = r;
-    h->start_tail = r;
-}
-
 /* Sets the wait timer for the head of the wait list (or stops it). */
 static void wait_arm(kube_http_t *h)
 {
     ev_timer_stop(h->loop, &h->wait_timer);
-    if (!h->wait_head)
+    if (!h->wait.head)
         return;
-    double left = h->wait_head->start_at - ev_time();
+    double left = h->wait.head->start_at - ev_time();
     ev_timer_set(&h->wait_timer, left > 0 ? left : 0, 0);
     ev_timer_start(h->loop, &h->wait_timer);
 }
@@ -510,13 +541,10 @@ static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     double now = ev_time();
     (void)loop;
-    while (h->wait_head && h->wait_head->start_at <= now + 1e-6) {
-        kube_req_t *r = h->wait_head;
-        h->wait_head = r->qnext;
-        if (!h->wait_head)
-            h->wait_tail = NULL;
+    while (h->wait.head && h->wait.head->start_at <= now + 1e-6) {
+        kube_req_t *r = fifo_pop(&h->wait);
         r->state = REQ_NEW;
-        start_list_append(h, r);
+        fifo_push(&h->start, r);
     }
     http_arm(h);
     wait_arm(h);
@@ -526,19 +554,7 @@ static void on_wait_timer(struct ev_loop *loop, ev_timer *w, int revents)
  * gives its token back. */
 static void wait_remove(kube_http_t *h, kube_req_t *r)
 {
-    kube_req_t *prev = NULL;
-    for (kube_req_t *q = h->wait_head; q; prev = q, q = q->qnext) {
-        if (q != r)
-            continue;
-        if (prev)
-            prev->qnext = r->qnext;
-        else
-            h->wait_head = r->qnext;
-        if (h->wait_tail == r)
-            h->wait_tail = prev;
-        break;
-    }
-    r->qnext = NULL;
+    fifo_remove(&h->wait, r);
     util_ratelimit_release(&h->limit);
     wait_arm(h);
 }
@@ -550,18 +566,13 @@ static void http_admit(kube_http_t *h, kube_req_t *r)
 {
     double wait = r->watch ? 0 : util_ratelimit_reserve(&h->limit);
     if (wait <= 0) {
-        start_list_append(h, r);
+        fifo_push(&h->start, r);
         http_arm(h);
         return;
     }
     r->state = REQ_WAITING;
     r->start_at = ev_time() + wait;
-    r->qnext = NULL;
-    if (h->wait_tail)
-        h->wait_tail->qnext = r;
-    else
-        h->wait_head = r;
-    h->wait_tail = r;
+    fifo_push(&h->wait, r);
     metrics_counter_add(h->throttled_total, 1, NULL);
     log_debug("api request throttled", "method", r->method, "path", r->path);
     if (!ev_is_active(&h->wait_timer))
@@ -814,9 +825,9 @@ static void http_destroy(kube_http_t *h)
         r->in_multi = false;
         req_free(r);
     }
-    h->start_head = h->start_tail = NULL;
-    h->q_head = h->q_tail = NULL;
-    h->wait_head = h->wait_tail = NULL;
+    fifo_take(&h->start);
+    fifo_take(&h->rel);
+    fifo_take(&h->wait);
     ev_timer_stop(h->loop, &h->wait_timer);
     if (h->multi)
         curl_multi_cleanup(h->multi);

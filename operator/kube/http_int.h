@@ -70,6 +70,12 @@ struct kube_req {
     char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Requests in order, linked through qnext (a request is in one at most). */
+typedef struct kube__fifo {
+    kube_req_t *head;
+    kube_req_t *tail;
+} kube__fifo_t;
+
 struct kube_http {
     struct ev_loop *loop;
     kube_config_t *cfg;
@@ -84,12 +90,9 @@ struct kube_http {
     ev_idle nowait;   /* keeps the loop from blocking while work is queued */
     kube_req_t *reqs; /* every live request */
     size_t nreqs;
-    kube_req_t *start_head; /* REQ_NEW, in order */
-    kube_req_t *start_tail;
-    kube_req_t *q_head; /* ended or cancelled, in order */
-    kube_req_t *q_tail;
-    kube_req_t *wait_head; /* REQ_WAITING, in order of start_at */
-    kube_req_t *wait_tail;
+    kube__fifo_t start;     /* REQ_NEW, in order */
+    kube__fifo_t rel;       /* ended or cancelled, in order */
+    kube__fifo_t wait;      /* REQ_WAITING, in order of start_at */
     ev_timer wait_timer;    /* fires when the head of the wait list may start */
     util_ratelimit_t limit; /* non-watch requests */
     http_sock_t *socks;

@@ -170,26 +170,33 @@ static void on_metrics(web_request_t *req, void *ud)
 
 /* --- the server ------------------------------------------------------------ */
 
-/* A copy of s, or NULL when s is NULL or "" (an unset option). */
-static char *dup_option(const char *s)
+/* Sets *dst to a copy of src, or to NULL when src is NULL or "" (an unset
+ * option). Returns 0, or -1 when the copy failed. */
+static int dup_option(const char **dst, const char *src)
 {
-    return util_strdup_or_null(s && *s ? s : NULL);
+    *dst = util_strdup_or_null(src && *src ? src : NULL);
+    return src && *src && !*dst ? -1 : 0;
+}
+
+/* A limit of 0 (or less) takes its default. */
+static void default_limit(double *v, double def)
+{
+    if (*v <= 0)
+        *v = def;
 }
 
 /* Copies opts into s with defaults for the zero limits. */
 static int copy_opts(web_server_t *s, const web_server_opts_t *o)
 {
     web_server_opts_t *d = &s->opts;
+    int rc = 0;
 
     *d = *o;
-    d->listen = dup_option(o->listen);
-    d->cert_file = dup_option(o->cert_file);
-    d->key_file = dup_option(o->key_file);
-    d->plain_listen = dup_option(o->plain_listen);
-    if ((o->listen && *o->listen && !d->listen) ||
-        (o->cert_file && *o->cert_file && !d->cert_file) ||
-        (o->key_file && *o->key_file && !d->key_file) ||
-        (o->plain_listen && *o->plain_listen && !d->plain_listen))
+    rc |= dup_option(&d->listen, o->listen);
+    rc |= dup_option(&d->cert_file, o->cert_file);
+    rc |= dup_option(&d->key_file, o->key_file);
+    rc |= dup_option(&d->plain_listen, o->plain_listen);
+    if (rc)
         return -1;
     if (!d->max_body)
         d->max_body = WEB_DEFAULT_MAX_BODY;
@@ -197,16 +204,11 @@ static int copy_opts(web_server_t *s, const web_server_opts_t *o)
         d->max_header = WEB_DEFAULT_MAX_HEADER;
     if (d->max_conns <= 0)
         d->max_conns = WEB_DEFAULT_MAX_CONNS;
-    if (d->read_timeout <= 0)
-        d->read_timeout = WEB_DEFAULT_READ_TIMEOUT;
-    if (d->idle_timeout <= 0)
-        d->idle_timeout = WEB_DEFAULT_IDLE_TIMEOUT;
-    if (d->handler_timeout <= 0)
-        d->handler_timeout = WEB_DEFAULT_HANDLER_TIMEOUT;
-    if (d->write_timeout <= 0)
-        d->write_timeout = WEB_DEFAULT_WRITE_TIMEOUT;
-    if (d->reload_interval <= 0)
-        d->reload_interval = WEB_DEFAULT_RELOAD_INTERVAL;
+    default_limit(&d->read_timeout, WEB_DEFAULT_READ_TIMEOUT);
+    default_limit(&d->idle_timeout, WEB_DEFAULT_IDLE_TIMEOUT);
+    default_limit(&d->handler_timeout, WEB_DEFAULT_HANDLER_TIMEOUT);
+    default_limit(&d->write_timeout, WEB_DEFAULT_WRITE_TIMEOUT);
+    default_limit(&d->reload_interval, WEB_DEFAULT_RELOAD_INTERVAL);
     return 0;
 }
 
