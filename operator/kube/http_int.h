@@ -44,7 +44,7 @@ struct kube_req {
     bool notify;      /* owed an on_done saying it was cancelled (kube_http_free) */
     kube_req_t *prev; /* all live requests */
     kube_req_t *next;
-    kube_req_t *qnext; /* start list or release queue */
+    kube_req_t *qnext; /* wait list, start list or release queue */
     char *method;
     char *path;
     char *verb;
