@@ -7,7 +7,7 @@
  */
 #include "kube/config.h"
 #include "cmd/run.h"
-#include "kube/debug.h"
+#include "cmd/debug.h"
 #include "util/log.h"
 
 #include <getopt.h>
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
     if (!help && load_config(kubeconfig, context, &cfg) < 0)
         return EXIT_RUNTIME;
     int rc = strcmp(command, "run") == 0 ? cmd_run_main(&cfg, argc - optind, argv + optind)
-                                         : kube_debug_main(&cfg, argc - optind, argv + optind);
+                                         : cmd_debug_main(&cfg, argc - optind, argv + optind);
     kube_config_free(&cfg);
     return rc;
 }

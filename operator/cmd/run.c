@@ -29,6 +29,7 @@
 typedef struct run_flags {
     char ns[254], name[254];
     const char *cert, *key, *listen, *metrics_listen;
+    kube_http_opts_t http; /* the request rate limit */
 } run_flags_t;
 
 typedef struct run_ctx {
@@ -92,7 +93,11 @@ static void usage(FILE *out)
         "  --tls-key FILE           webhook private key (PEM)\n"
         "  --listen ADDR            webhook HTTPS address (default :8443)\n"
         "  --metrics-listen ADDR    plain HTTP for /metrics, /healthz, /readyz, served\n"
-        "                           with or without the webhook (default :8080; \"\" for none)\n");
+        "                           with or without the webhook (default :8080; \"\" for none)\n"
+        "  --kube-api-qps N         requests a second to the apiserver, watches excepted\n"
+        "                           (default 50, as client-go; 0 for no limit)\n"
+        "  --kube-api-burst N       requests sent at once before the rate applies\n"
+        "                           (default 100)\n");
 }
 
 /* Parses --config NAMESPACE/NAME into f. Returns 0 or -1 (message printed). */
@@ -110,6 +115,57 @@ static int parse_config_ref(const char *arg, run_flags_t *f)
     return 0;
 }
 
+/* Parses a number flag into out, within [min, max]. Returns 0 or -1
+ * (message printed). */
+static int parse_number(const char *flag, const char *arg, double min, double max, double *out)
+{
+    char *end;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || !(v >= min && v <= max)) {
+        fprintf(stderr, "vmdrain: %s wants a number from %g to %g, not '%s'\n", flag, min, max,
+                arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* One flag's value into f. Returns 0, or -1 for a bad value (printed). */
+static int take_flag(int opt, const char *arg, run_flags_t *f)
+{
+    double v;
+
+    switch (opt) {
+    case 'c':
+        return parse_config_ref(arg, f);
+    case 'C':
+        f->cert = arg;
+        return 0;
+    case 'K':
+        f->key = arg;
+        return 0;
+    case 'L':
+        f->listen = arg;
+        return 0;
+    case 'M':
+        f->metrics_listen = arg;
+        return 0;
+    case 'Q':
+        return parse_number("--kube-api-qps", arg, 0, 1e6, &f->http.qps);
+    case 'B':
+        if (parse_number("--kube-api-burst", arg, 1, 1e6, &v) < 0)
+            return -1;
+        if (v != (double)(int)v) {
+            fprintf(stderr, "vmdrain: --kube-api-burst wants a whole number, not '%s'\n", arg);
+            return -1;
+        }
+        f->http.burst = (int)v;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 /* Parses argv into f. Returns -1 to go on, else the exit code. */
 static int parse_flags(int argc, char **argv, run_flags_t *f)
 {
@@ -119,31 +175,28 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         {"tls-key", required_argument, NULL, 'K'},
         {"listen", required_argument, NULL, 'L'},
         {"metrics-listen", required_argument, NULL, 'M'},
+        {"kube-api-qps", required_argument, NULL, 'Q'},
+        {"kube-api-burst", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;
 
-    *f = (run_flags_t){.listen = ":8443", .metrics_listen = ":8080"};
+    *f =
+        (run_flags_t){.listen = ":8443", .metrics_listen = ":8080", .http = KUBE_HTTP_OPTS_DEFAULT};
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "+:c:C:K:L:M:h", options, NULL)) != -1) {
-        if (opt == 'c' && parse_config_ref(optarg, f) < 0)
-            return 2;
-        else if (opt == 'C')
-            f->cert = optarg;
-        else if (opt == 'K')
-            f->key = optarg;
-        else if (opt == 'L')
-            f->listen = optarg;
-        else if (opt == 'M')
-            f->metrics_listen = optarg;
-        else if (opt == 'h')
-            return usage(stdout), 0;
-        else if (opt != 'c') {
+    while ((opt = getopt_long(argc, argv, "+:c:C:K:L:M:Q:B:h", options, NULL)) != -1) {
+        if (opt == 'h') {
+            usage(stdout);
+            return 0;
+        }
+        if (opt == '?' || opt == ':') {
             fprintf(stderr, "vmdrain run: bad option '%s'\n", argv[optind - 1]);
             usage(stderr);
             return 2;
         }
+        if (take_flag(opt, optarg, f) < 0)
+            return 2;
     }
     if (!f->ns[0] || optind != argc) {
         usage(stderr);
@@ -233,7 +286,7 @@ int cmd_run_main(kube_config_t *cfg, int argc, char **argv)
         return rc;
     seed_jitter();
     struct ev_loop *loop = ev_default_loop(0);
-    kube_http_t *http = kube_http_new(loop, cfg, err, sizeof(err));
+    kube_http_t *http = kube_http_new_opts(loop, cfg, &f.http, err, sizeof(err));
     if (!http) {
         log_error("cannot set up the API client", "error", err);
         return 1;

@@ -2,83 +2,21 @@
  * drain/bodies — see bodies.h.
  */
 #include "drain/bodies.h"
+#include "util/jsongen.h"
 #include "util/num.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
 
-/* A generator that remembers its first failure, so a body is either whole
- * or refused (gen_take fails). */
-typedef struct gen {
-    yajl_gen y;
-    bool bad;
-} gen_t;
-
-static void gen_init(gen_t *g)
+/* Hands the generated text to the caller and frees the generator.
+ * Returns its length, or -1 when any step failed. */
+static int gen_take(util_jgen_t *g, char **out)
 {
-    g->y = yajl_gen_alloc(NULL);
-    g->bad = !g->y;
-}
-
-static void gcheck(gen_t *g, yajl_gen_status st)
-{
-    if (st != yajl_gen_status_ok)
-        g->bad = true;
-}
-
-static void gstr(gen_t *g, const char *s)
-{
-    if (!g->bad)
-        gcheck(g, yajl_gen_string(g->y, (const unsigned char *)s, strlen(s)));
-}
-
-static void gopen(gen_t *g)
-{
-    if (!g->bad)
-        gcheck(g, yajl_gen_map_open(g->y));
-}
-
-static void gclose(gen_t *g)
-{
-    if (!g->bad)
-        gcheck(g, yajl_gen_map_close(g->y));
-}
-
-static void gnull(gen_t *g)
-{
-    if (!g->bad)
-        gcheck(g, yajl_gen_null(g->y));
-}
-
-/* A string, or null when s is NULL. */
-static void gstr_or_null(gen_t *g, const char *s)
-{
-    if (s)
-        gstr(g, s);
-    else
-        gnull(g);
-}
-
-/* Hands the generated text to the caller as a fresh string and frees the
- * generator. Returns its length, or -1 when any step failed. */
-static int gen_take(gen_t *g, char **out)
-{
-    const unsigned char *buf;
-    size_t len;
-    int rc = -1;
-
-    *out = NULL;
-    if (!g->bad && yajl_gen_get_buf(g->y, &buf, &len) == yajl_gen_status_ok &&
-        (*out = malloc(len + 1))) {
-        memcpy(*out, buf, len);
-        (*out)[len] = '\0';
-        rc = (int)len;
-    }
-    if (g->y)
-        yajl_gen_free(g->y);
-    return rc;
+    long n = util_jgen_take(g, out);
+    util_jgen_free(g);
+    return n < 0 || n > INT32_MAX ? -1 : (int)n;
 }
 
 /* --- the node patch --------------------------------------------------------------- */
@@ -142,43 +80,41 @@ static size_t node_changes(const drain_plan_t *p, const kube_node_t *n, ann_chan
 
 /* "spec": unschedulable and, for OnCompletion, the taints without the
  * drain taint. */
-static void gen_node_spec(gen_t *g, const drain_view_t *v, const drain_plan_t *p)
+static void gen_node_spec(util_jgen_t *g, const drain_view_t *v, const drain_plan_t *p)
 {
     const kube_node_t *n = v->node;
 
-    gstr(g, "spec");
-    gopen(g);
+    util_jgen_str(g, "spec");
+    util_jgen_map_open(g);
     if (p->cordon) {
-        gstr(g, "unschedulable");
-        if (p->cordon > 0 && !g->bad)
-            gcheck(g, yajl_gen_bool(g->y, 1));
-        else if (p->cordon < 0)
-            gnull(g);
+        util_jgen_str(g, "unschedulable");
+        if (p->cordon > 0)
+            util_jgen_bool(g, true);
+        else
+            util_jgen_null(g);
     }
     if (p->remove_taint) {
-        gstr(g, "taints");
-        if (!g->bad)
-            gcheck(g, yajl_gen_array_open(g->y));
+        util_jgen_str(g, "taints");
+        util_jgen_array_open(g);
         for (size_t i = 0; i < n->n_taints; i++) {
             const kube_taint_t *t = &n->taints[i];
             if (strcmp(t->key, v->cfg->node_drain_taint_key) == 0 &&
                 strcmp(t->effect, "NoSchedule") == 0)
                 continue;
-            gopen(g);
-            gstr(g, "key");
-            gstr(g, t->key);
+            util_jgen_map_open(g);
+            util_jgen_str(g, "key");
+            util_jgen_str(g, t->key);
             if (t->value[0]) {
-                gstr(g, "value");
-                gstr(g, t->value);
+                util_jgen_str(g, "value");
+                util_jgen_str(g, t->value);
             }
-            gstr(g, "effect");
-            gstr(g, t->effect);
-            gclose(g);
+            util_jgen_str(g, "effect");
+            util_jgen_str(g, t->effect);
+            util_jgen_map_close(g);
         }
-        if (!g->bad)
-            gcheck(g, yajl_gen_array_close(g->y));
+        util_jgen_array_close(g);
     }
-    gclose(g);
+    util_jgen_map_close(g);
 }
 
 int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
@@ -187,7 +123,7 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
     ann_change_t ch[ANN_CHANGES_MAX];
     char counts[3][16];
     const char *label = drain_state_label(p->state);
-    gen_t g;
+    util_jgen_t g;
 
     *out = NULL;
     if (p->state == DRAIN_STATE_NONE && p->cordon == 0)
@@ -198,32 +134,32 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
     if (nch == 0 && !label_changed && p->cordon == 0 && !p->remove_taint)
         return 0;
 
-    gen_init(&g);
-    gopen(&g);
-    gstr(&g, "metadata");
-    gopen(&g);
-    gstr(&g, "resourceVersion");
-    gstr(&g, n->obj.resource_version);
+    util_jgen_init(&g);
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "metadata");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "resourceVersion");
+    util_jgen_str(&g, n->obj.resource_version);
     if (nch) {
-        gstr(&g, "annotations");
-        gopen(&g);
+        util_jgen_str(&g, "annotations");
+        util_jgen_map_open(&g);
         for (size_t i = 0; i < nch; i++) {
-            gstr(&g, ch[i].key);
-            gstr_or_null(&g, ch[i].value);
+            util_jgen_str(&g, ch[i].key);
+            util_jgen_str(&g, ch[i].value);
         }
-        gclose(&g);
+        util_jgen_map_close(&g);
     }
     if (label_changed) {
-        gstr(&g, "labels");
-        gopen(&g);
-        gstr(&g, DRAIN_LABEL_STATE);
-        gstr_or_null(&g, label[0] ? label : NULL);
-        gclose(&g);
+        util_jgen_str(&g, "labels");
+        util_jgen_map_open(&g);
+        util_jgen_str(&g, DRAIN_LABEL_STATE);
+        util_jgen_str(&g, label[0] ? label : NULL);
+        util_jgen_map_close(&g);
     }
-    gclose(&g);
+    util_jgen_map_close(&g);
     if (p->cordon || p->remove_taint)
         gen_node_spec(&g, v, p);
-    gclose(&g);
+    util_jgen_map_close(&g);
     return gen_take(&g, out);
 }
 
@@ -231,60 +167,60 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
 
 int drain_migration_body(const drain_candidate_t *c, const char *node, char **out)
 {
-    gen_t g;
+    util_jgen_t g;
 
-    gen_init(&g);
-    gopen(&g);
-    gstr(&g, "apiVersion");
-    gstr(&g, "kubevirt.io/v1");
-    gstr(&g, "kind");
-    gstr(&g, "VirtualMachineInstanceMigration");
-    gstr(&g, "metadata");
-    gopen(&g);
-    gstr(&g, "name");
-    gstr(&g, c->name);
-    gstr(&g, "namespace");
-    gstr(&g, c->vmi->obj.ns);
-    gstr(&g, "labels");
-    gopen(&g);
-    gstr(&g, DRAIN_LABEL_MANAGED_BY);
-    gstr(&g, "vmdrain");
-    gstr(&g, DRAIN_LABEL_NODE);
-    gstr(&g, node);
-    gstr(&g, DRAIN_LABEL_VMI_UID);
-    gstr(&g, c->vmi->obj.uid);
-    gclose(&g);
-    gstr(&g, "annotations");
-    gopen(&g);
-    gstr(&g, DRAIN_ANN_EVACUATION);
-    gstr(&g, node);
-    gclose(&g);
-    gclose(&g);
-    gstr(&g, "spec");
-    gopen(&g);
-    gstr(&g, "vmiName");
-    gstr(&g, c->vmi->obj.name);
-    gclose(&g);
-    gclose(&g);
+    util_jgen_init(&g);
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "apiVersion");
+    util_jgen_str(&g, "kubevirt.io/v1");
+    util_jgen_str(&g, "kind");
+    util_jgen_str(&g, "VirtualMachineInstanceMigration");
+    util_jgen_str(&g, "metadata");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "name");
+    util_jgen_str(&g, c->name);
+    util_jgen_str(&g, "namespace");
+    util_jgen_str(&g, c->vmi->obj.ns);
+    util_jgen_str(&g, "labels");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, DRAIN_LABEL_MANAGED_BY);
+    util_jgen_str(&g, "vmdrain");
+    util_jgen_str(&g, DRAIN_LABEL_NODE);
+    util_jgen_str(&g, node);
+    util_jgen_str(&g, DRAIN_LABEL_VMI_UID);
+    util_jgen_str(&g, c->vmi->obj.uid);
+    util_jgen_map_close(&g);
+    util_jgen_str(&g, "annotations");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, DRAIN_ANN_EVACUATION);
+    util_jgen_str(&g, node);
+    util_jgen_map_close(&g);
+    util_jgen_map_close(&g);
+    util_jgen_str(&g, "spec");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "vmiName");
+    util_jgen_str(&g, c->vmi->obj.name);
+    util_jgen_map_close(&g);
+    util_jgen_map_close(&g);
     return gen_take(&g, out);
 }
 
 /* {"metadata":{"<field>":{"<key>":value|null}}} */
 static int meta_patch(const char *field, const char *key, const char *value, char **out)
 {
-    gen_t g;
+    util_jgen_t g;
 
-    gen_init(&g);
-    gopen(&g);
-    gstr(&g, "metadata");
-    gopen(&g);
-    gstr(&g, field);
-    gopen(&g);
-    gstr(&g, key);
-    gstr_or_null(&g, value);
-    gclose(&g);
-    gclose(&g);
-    gclose(&g);
+    util_jgen_init(&g);
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "metadata");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, field);
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, key);
+    util_jgen_str(&g, value);
+    util_jgen_map_close(&g);
+    util_jgen_map_close(&g);
+    util_jgen_map_close(&g);
     return gen_take(&g, out);
 }
 
@@ -301,40 +237,39 @@ int drain_label_patch(const char *key, const char *value, char **out)
 int drain_policy_body(const char *name, const char *bandwidth, int completion_timeout_per_gib,
                       char **out)
 {
-    gen_t g;
+    util_jgen_t g;
 
-    gen_init(&g);
-    gopen(&g);
-    gstr(&g, "apiVersion");
-    gstr(&g, "migrations.kubevirt.io/v1alpha1");
-    gstr(&g, "kind");
-    gstr(&g, "MigrationPolicy");
-    gstr(&g, "metadata");
-    gopen(&g);
-    gstr(&g, "name");
-    gstr(&g, name);
-    gstr(&g, "labels");
-    gopen(&g);
-    gstr(&g, DRAIN_LABEL_MANAGED_BY);
-    gstr(&g, "vmdrain");
-    gclose(&g);
-    gclose(&g);
-    gstr(&g, "spec");
-    gopen(&g);
-    gstr(&g, "selectors");
-    gopen(&g);
-    gstr(&g, "virtualMachineInstanceSelector");
-    gopen(&g);
-    gstr(&g, DRAIN_LABEL_EVACUATING);
-    gstr(&g, "true");
-    gclose(&g);
-    gclose(&g);
-    gstr(&g, "bandwidthPerMigration");
-    gstr_or_null(&g, bandwidth);
-    gstr(&g, "completionTimeoutPerGiB");
-    if (!g.bad)
-        gcheck(&g, yajl_gen_integer(g.y, completion_timeout_per_gib));
-    gclose(&g);
-    gclose(&g);
+    util_jgen_init(&g);
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "apiVersion");
+    util_jgen_str(&g, "migrations.kubevirt.io/v1alpha1");
+    util_jgen_str(&g, "kind");
+    util_jgen_str(&g, "MigrationPolicy");
+    util_jgen_str(&g, "metadata");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "name");
+    util_jgen_str(&g, name);
+    util_jgen_str(&g, "labels");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, DRAIN_LABEL_MANAGED_BY);
+    util_jgen_str(&g, "vmdrain");
+    util_jgen_map_close(&g);
+    util_jgen_map_close(&g);
+    util_jgen_str(&g, "spec");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "selectors");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, "virtualMachineInstanceSelector");
+    util_jgen_map_open(&g);
+    util_jgen_str(&g, DRAIN_LABEL_EVACUATING);
+    util_jgen_str(&g, "true");
+    util_jgen_map_close(&g);
+    util_jgen_map_close(&g);
+    util_jgen_str(&g, "bandwidthPerMigration");
+    util_jgen_str(&g, bandwidth);
+    util_jgen_str(&g, "completionTimeoutPerGiB");
+    util_jgen_int(&g, completion_timeout_per_gib);
+    util_jgen_map_close(&g);
+    util_jgen_map_close(&g);
     return gen_take(&g, out);
 }

@@ -6,7 +6,8 @@
  * Pure text generation (yajl, every generator status checked): no I/O.
  * The writer (drain/writer.c) sends what these functions produce.
  *
- * May call: drain/reconcile.h (the plan and the names), kube/objects, yajl.
+ * May call: drain/reconcile.h (the plan and the names), kube/objects,
+ * util/jsongen, util/num.
  */
 #ifndef VMDRAIN_DRAIN_BODIES_H
 #define VMDRAIN_DRAIN_BODIES_H

@@ -161,7 +161,7 @@ static void on_pod_fetched(void *ud, const kube_result_t *res)
     } else if (res->status != 404) {
         failed = true;
     }
-    if (c->stopped)
+    if (c->stopped || res->cancelled)
         not_ready(&rq, l->user, "is shutting down", l->cb, l->ud);
     else
         decide(c, &rq, l->user, kube_obj_as_pod(obj), true, failed, l->cb, l->ud);

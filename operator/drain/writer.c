@@ -82,6 +82,16 @@ static void wdone(write_ctx_t *w)
     free(w);
 }
 
+/* A write the transport ended at shutdown: nothing to retry or report.
+ * Returns true when w was released. */
+static bool ended_by_shutdown(write_ctx_t *w, const kube_result_t *res)
+{
+    if (!res->cancelled)
+        return false;
+    wdone(w);
+    return true;
+}
+
 /* An Event on the node and, when given, on the VMI. */
 static void event2(drain_controller_t *c, const kube_obj_t *node, const kube_obj_t *vmi,
                    const char *type, const char *reason, const char *msg)
@@ -97,6 +107,8 @@ static void event2(drain_controller_t *c, const kube_obj_t *node, const kube_obj
 static void on_patched(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
+    if (ended_by_shutdown(w, res))
+        return;
     drain_controller_t *c = w->c;
     node_rt_t *r = hmap_get(&c->rt, w->node);
 
@@ -176,6 +188,8 @@ static void write_node(drain_controller_t *c, node_rt_t *r, const drain_view_t *
 static void on_deleted(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
+    if (ended_by_shutdown(w, res))
+        return;
     /* on success the record stays until the watch shows the object gone;
      * meanwhile the reconcile sees its deletionTimestamp and plans no
      * second delete */
@@ -202,6 +216,8 @@ static void send_delete(write_ctx_t *w)
 static void on_abort_recorded(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
+    if (ended_by_shutdown(w, res))
+        return;
     if (res->error) {
         log_error("cannot record the abort on the VMI; the migration is kept for now", "vmi",
                   w->key, "migration", w->mig_name, "error", res->error);
@@ -258,6 +274,8 @@ static void write_delete(drain_controller_t *c, const drain_view_t *v, const dra
 static void on_vmi_meta(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
+    if (ended_by_shutdown(w, res))
+        return;
     if (res->error && res->status != 404) {
         log_warn("cannot update the VMI's vmdrain metadata", "vmi", w->key, "change", w->mig_name,
                  "error", res->error);
@@ -348,6 +366,8 @@ void drain__write_plan(drain_controller_t *c, node_rt_t *r, const drain_view_t *
 static void on_created(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
+    if (ended_by_shutdown(w, res))
+        return;
     drain_controller_t *c = w->c;
 
     if (res->error && res->status != 409) {
@@ -388,6 +408,8 @@ static void send_create(write_ctx_t *w)
 static void on_labelled(void *ud, const kube_result_t *res)
 {
     write_ctx_t *w = ud;
+    if (ended_by_shutdown(w, res))
+        return;
     if (res->error) {
         log_error("cannot label the VMI before its migration, retrying", "vmi", w->key, "error",
                   res->error);
@@ -446,6 +468,8 @@ static void on_policy_created(void *ud, const kube_result_t *res)
 {
     drain_controller_t *c = ud;
     c->writes--;
+    if (res->cancelled)
+        return;
     if (res->error && res->status == 404) {
         if (!c->policy_absent)
             log_warn("the MigrationPolicy API (migrations.kubevirt.io/v1alpha1) is absent: "
@@ -462,6 +486,10 @@ static void on_policy_created(void *ud, const kube_result_t *res)
 static void on_policy_patched(void *ud, const kube_result_t *res)
 {
     drain_controller_t *c = ud;
+    if (res->cancelled) {
+        c->writes--;
+        return;
+    }
     if (res->error && res->status == 404 && c->policy_body && !c->stopped) {
         /* absent: create it (c->writes stays counted for the create) */
         if (kube_create(c->http, kube_resource_of_kind(KUBE_KIND_MIGRATION_POLICY), NULL,

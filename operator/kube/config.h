@@ -2,7 +2,8 @@
  * config — how to reach and authenticate to a kube-apiserver.
  *
  * Loaded from a kubeconfig file (kubeconfig.c) or from the in-cluster
- * service-account environment. Every key and certificate is held in memory
+ * service-account environment (incluster.c); files and tokens are read by
+ * kubeconfig_io.c. Every key and certificate is held in memory
  * as PEM and handed to libcurl as a blob: nothing is ever written to a
  * temporary file.
  */

@@ -9,10 +9,24 @@
  * 401, and every request uses the newest one.
  *
  * Callbacks: on_data runs from inside libcurl as bytes arrive; on_done runs
- * exactly once per request that is not cancelled, from the loop, never from
- * inside kube_http_request(). No easy handle is removed or freed inside a
- * libcurl callback: finished and cancelled requests are queued and released
- * from an ev_check watcher.
+ * exactly once per request that kube_req_cancel() did not stop, from the
+ * loop, never from inside kube_http_request() nor from inside a libcurl
+ * callback. No easy handle is removed or freed inside a libcurl callback:
+ * finished and cancelled requests are queued and released from an ev_check
+ * watcher.
+ *
+ * kube_http_free() ends every request still pending (waiting to start,
+ * running, or ended with its on_done not yet called): each gets its on_done
+ * once, with res->cancelled set, status 0 and an error ending in
+ * KUBE_HTTP_CANCELLED_TEXT, so that whoever waits for a result can release
+ * what it holds. Those calls come from kube_http_free() itself, or, when it
+ * is called from inside on_data or on_done, once that callback returned.
+ *
+ * Rate limit: a token bucket (kube_http_opts_t: qps a second, burst at
+ * once, like client-go's defaults of 50 and 100) holds back requests beyond
+ * the rate; they wait in order on an ev_timer (the loop never blocks) and
+ * are counted in vmdrain_api_throttled_requests_total. Watches are
+ * long-running and never wait.
  *
  * Every request is counted in vmdrain_api_requests_total{verb,code} once:
  * with its HTTP status when the response headers arrive, or with code
@@ -34,6 +48,8 @@ struct ev_loop;
 #define KUBE_HTTP_MAX_BODY       (16u << 20) /* bytes, buffered bodies */
 #define KUBE_HTTP_ERROR_BODY_MAX (64u << 10) /* bytes of a non-2xx body kept */
 #define KUBE_HTTP_TOKEN_INTERVAL 60.0        /* seconds between token file reads */
+#define KUBE_HTTP_DEFAULT_QPS    50.0        /* requests a second, like client-go */
+#define KUBE_HTTP_DEFAULT_BURST  100         /* requests at once, like client-go */
 
 typedef struct kube_http kube_http_t;
 typedef struct kube_req kube_req_t;
@@ -52,7 +68,12 @@ typedef struct kube_result {
                             is no on_data, the (capped) body of a non-2xx
                             response; NUL-terminated; NULL otherwise */
     size_t body_len;
+    bool cancelled; /* ended by kube_http_free(): status 0, error ends
+                       with KUBE_HTTP_CANCELLED_TEXT */
 } kube_result_t;
+
+/* The end of kube_result_t.error for a request ended by kube_http_free(). */
+#define KUBE_HTTP_CANCELLED_TEXT "cancelled: the API client is shutting down"
 
 typedef struct kube_req_opts {
     const char *method;       /* "GET" when NULL */
@@ -72,23 +93,40 @@ typedef struct kube_req_opts {
      * -1 to abort the request (set the reason first with
      * kube_req_set_error()). May call any function of this module. */
     int (*on_data)(void *ud, const char *data, size_t len);
-    /* Called once when the request ends, unless it was cancelled. The
-     * request is freed when it returns. */
+    /* Called once when the request ends (also when kube_http_free() ends
+     * it: res->cancelled), unless kube_req_cancel() stopped it. The request
+     * is freed when it returns. */
     void (*on_done)(void *ud, const kube_result_t *res);
     void *ud;
     const char *verb; /* metrics label (get, list, watch, create, patch,
                          update, delete); derived from method and watch when NULL */
 } kube_req_opts_t;
 
-/* Creates the transport for cfg, which it borrows: cfg must outlive it (the
- * token in it is replaced on reload). Returns NULL with a message in err
- * when the server URL is unusable or libcurl cannot be set up. Free with
- * kube_http_free(). */
+/* How the transport behaves towards the apiserver. */
+typedef struct kube_http_opts {
+    double qps; /* non-watch requests a second; <= 0: unlimited */
+    int burst;  /* requests sent at once before the rate applies; < 1 is 1 */
+} kube_http_opts_t;
+
+#define KUBE_HTTP_OPTS_DEFAULT                                                                     \
+    ((kube_http_opts_t){.qps = KUBE_HTTP_DEFAULT_QPS, .burst = KUBE_HTTP_DEFAULT_BURST})
+
+/* kube_http_new() with options (NULL: unlimited). */
+kube_http_t *kube_http_new_opts(struct ev_loop *loop, kube_config_t *cfg, const kube_http_opts_t *o,
+                                char *err, size_t errlen);
+
+/* Creates the transport for cfg (with KUBE_HTTP_OPTS_DEFAULT), which it borrows: cfg must outlive
+ * it (the token in it is replaced on reload). Returns NULL with a message in err when the server
+ * URL is unusable or libcurl cannot be set up. Free with kube_http_free(). */
 kube_http_t *kube_http_new(struct ev_loop *loop, kube_config_t *cfg, char *err, size_t errlen);
 
-/* Cancels every request (no on_done is called) and frees the transport.
- * Safe while requests are in flight and from inside on_data or on_done
- * (the memory is then released when the callback has returned). */
+/* Ends every pending request (its on_done gets res->cancelled, see above)
+ * and frees the transport. Safe while requests are in flight and from
+ * inside on_data or on_done (the on_done calls and the release then follow
+ * when that callback has returned). The on_done calls may cancel other
+ * requests (which then get none); kube_http_request() returns NULL and
+ * kube_http_free() does nothing from then on. Owners of objects that a
+ * request's ud points to free the transport before those objects. */
 void kube_http_free(kube_http_t *h);
 
 /* Changes how often the token file is re-read (tests; the default is
@@ -100,7 +138,8 @@ void kube_http_set_token_interval(kube_http_t *h, double seconds);
  * stays in use). */
 int kube_http_reload_token(kube_http_t *h);
 
-/* Requests not yet released (running, or queued for on_done). */
+/* Requests not yet released (waiting for the rate limit, running, or
+ * queued for on_done). */
 size_t kube_http_pending(const kube_http_t *h);
 
 /* Starts a request; it is sent from the loop. Returns a handle owned by

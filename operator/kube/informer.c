@@ -1,3 +1,11 @@
+/*
+ * informer — see informer.h: LIST, WATCH, the cache and its indexes, the
+ * change handlers, back-off.
+ *
+ * Owns informer_t and the objects in its cache. Calls kube/http (requests),
+ * kube/decode (bodies), kube/resources (paths), util/hmap, util/log and
+ * util/metrics; called by the controller and cmd/debug.
+ */
 #include "kube/informer.h"
 #include "kube/decode.h"
 #include "util/hmap.h"
@@ -276,6 +284,10 @@ static void on_list_meta(void *ud, const char *rv, const char *cont)
 static void on_list_done(void *ud, const kube_result_t *res)
 {
     informer_t *inf = ud;
+    if (res->cancelled) { /* the transport is going away: nothing to retry */
+        end_request(inf);
+        return;
+    }
     int finished = res->error ? -1 : kube_decoder_finish(inf->dec);
     char msg[512];
 
@@ -385,6 +397,10 @@ static void on_watch_done(void *ud, const kube_result_t *res)
     const char *labels[] = {inf->resource->name};
     char msg[512];
 
+    if (res->cancelled) {
+        end_request(inf);
+        return;
+    }
     snprintf(msg, sizeof(msg), "%s", res->error ? res->error : "");
     if (!res->error && kube_decoder_finish(inf->dec) < 0)
         snprintf(msg, sizeof(msg), "%s", kube_decoder_error(inf->dec));

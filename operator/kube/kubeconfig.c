@@ -1,34 +1,28 @@
 /*
- * kubeconfig — loads a kube_config_t from a kubeconfig file (read with
- * libyaml's document API) or from the in-cluster service-account
- * environment, and re-reads rotating token files.
- *
- * Everything a kubeconfig references (CA, client certificate and key, token
- * file) is read into memory here, so that the HTTP layer only handles blobs.
+ * kubeconfig — loads a kube_config_t from a kubeconfig file, read with
+ * libyaml's document API: the current (or named) context, its cluster and
+ * user, and everything they reference (CA, client certificate and key,
+ * token file), read into memory so that the HTTP layer only handles blobs.
  * Messages name the file, the key path and the problem, and never carry a
  * token or key material.
+ *
+ * Owns nothing beyond the kube_config_t it fills. Calls libyaml,
+ * kubeconfig_io.c (files, tokens, base64), util/log and util/strutil;
+ * called by the composition root. The in-cluster environment is
+ * incluster.c's.
  */
 #include "kube/config.h"
+#include "kube/kubeconfig_int.h"
 #include "util/log.h"
+#include "util/strutil.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml.h>
-
-#define KC_DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
-#define KC_MAX_TOKEN      (64u << 10) /* bytes of a token file */
-#define KC_AT_MAX         128         /* a key path such as "users[12].user" */
-#define KC_WHY_MAX        160         /* the reason part of a message */
-#define KC_NAME_SHOWN     "%.100s"    /* names are cut in messages */
 
 /* One parse: the document, and what messages and references refer to. */
 typedef struct kc_parse {
@@ -38,20 +32,6 @@ typedef struct kc_parse {
     char *err;
     size_t errlen;
 } kc_parse_t;
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Writes "at.key" (or the one that is set) into out. */
 static void key_path(char *out, size_t outlen, const char *at, const char *key)
@@ -75,262 +55,9 @@ static void kc_fail(kc_parse_t *p, const char *at, const char *key, const char *
     va_end(ap);
     key_path(where, sizeof(where), at, key);
     if (where[0])
-        set_err(p->err, p->errlen, "kubeconfig %s: %s: %s", p->source, where, what);
+        util_set_err(p->err, p->errlen, "kubeconfig %s: %s: %s", p->source, where, what);
     else
-        set_err(p->err, p->errlen, "kubeconfig %s: %s", p->source, what);
-}
-
-/* Wipes and frees a NUL-terminated secret. */
-static void wipe_free(char *s)
-{
-    if (!s)
-        return;
-    explicit_bzero(s, strlen(s));
-    free(s);
-}
-
-/* Wipes and frees a blob of len bytes (plus its terminator). */
-static void wipe_free_len(char *s, size_t len)
-{
-    if (!s)
-        return;
-    explicit_bzero(s, len + 1);
-    free(s);
-}
-
-/* Reads the rest of fd into buf (size bytes allocated, one more for the
- * terminator) and checks that the file ends there. Returns the byte count, or
- * -1 with errno set (EFBIG when the file grew while being read). */
-static ssize_t read_all(int fd, char *buf, size_t size)
-{
-    size_t got = 0;
-    char extra;
-
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    for (;;) {
-        ssize_t n = read(fd, &extra, 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n > 0) {
-            errno = EFBIG;
-            return -1;
-        }
-        return (ssize_t)got;
-    }
-}
-
-/* Reads the size bytes of the open file fd into a fresh NUL-terminated
- * allocation owned by the caller. Returns 0 or an errno value, with the
- * reason in why; a partial read is wiped. */
-static int read_open_file(int fd, size_t size, char **data, size_t *len, char *why, size_t whylen)
-{
-    char *buf = malloc(size + 1);
-    ssize_t n;
-
-    if (!buf) {
-        snprintf(why, whylen, "%s", strerror(ENOMEM));
-        return ENOMEM;
-    }
-    n = read_all(fd, buf, size);
-    if (n < 0) {
-        int e = errno;
-        snprintf(why, whylen, "%s", e == EFBIG ? "changed while being read" : strerror(e));
-        wipe_free_len(buf, size);
-        return e;
-    }
-    buf[n] = '\0';
-    *data = buf;
-    *len = (size_t)n;
-    return 0;
-}
-
-/* Reads the regular file at path into a fresh NUL-terminated allocation
- * (*data, *len), owned by the caller, who wipes it if it may hold a secret.
- * Only regular files are read (a FIFO would block the loop), and none larger
- * than max bytes; the size is known before reading, so no reallocation
- * leaves copies behind. Returns 0, or -1 with errno set (ENOENT for a
- * missing file) and the reason in why. */
-static int read_file(const char *path, size_t max, char **data, size_t *len, char *why,
-                     size_t whylen)
-{
-    struct stat st;
-    int fd, e;
-
-    *data = NULL;
-    *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        e = errno;
-        snprintf(why, whylen, "%s", strerror(e));
-        errno = e;
-        return -1;
-    }
-    if (fstat(fd, &st) < 0) {
-        e = errno;
-        snprintf(why, whylen, "%s", strerror(e));
-    } else if (!S_ISREG(st.st_mode)) {
-        e = EINVAL;
-        snprintf(why, whylen, "not a regular file");
-    } else if (st.st_size < 0 || (uintmax_t)st.st_size > max) {
-        e = EFBIG;
-        snprintf(why, whylen, "larger than %zu bytes", max);
-    } else {
-        e = read_open_file(fd, (size_t)st.st_size, data, len, why, whylen);
-    }
-    close(fd);
-    errno = e;
-    return e ? -1 : 0;
-}
-
-/* True when the token may go into an Authorization header: printable ASCII
- * without spaces. */
-static bool token_chars_ok(const char *t)
-{
-    for (; *t; t++)
-        if ((unsigned char)*t < 0x21 || (unsigned char)*t > 0x7e)
-            return false;
-    return true;
-}
-
-/* Reads the token in the file at path, trimmed of surrounding whitespace,
- * into a fresh string owned by the caller (wipe_free() it). Returns 0, or -1
- * with the reason in why (the token itself never appears there). */
-static int read_token(const char *path, char **out, char *why, size_t whylen)
-{
-    char *data;
-    size_t len, start = 0;
-
-    *out = NULL;
-    if (read_file(path, KC_MAX_TOKEN, &data, &len, why, whylen) < 0)
-        return -1;
-    while (len > 0 && isspace((unsigned char)data[len - 1]))
-        data[--len] = '\0';
-    while (start < len && isspace((unsigned char)data[start]))
-        start++;
-    if (start == len) {
-        snprintf(why, whylen, "empty token");
-        goto out_wipe;
-    }
-    if (strlen(data + start) != len - start || !token_chars_ok(data + start)) {
-        snprintf(why, whylen, "token contains characters not allowed in a bearer token");
-        goto out_wipe;
-    }
-    memmove(data, data + start, len - start + 1);
-    *out = data;
-    return 0;
-
-out_wipe:
-    wipe_free_len(data, len);
-    return -1;
-}
-
-/* True when the blob looks like PEM: libcurl would refuse anything else
- * later, with a vaguer message. */
-static bool looks_like_pem(const char *data, size_t len)
-{
-    return memmem(data, len, "-----BEGIN ", 11) != NULL;
-}
-
-static bool b64_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-           c == '/';
-}
-
-/* Checks padded standard base64 of n characters: the alphabet, a length
- * that is a multiple of four, and at most two '=' at the very end. Returns
- * the padding count, or -1. */
-static int b64_check(const char *s, size_t n)
-{
-    int pad = 0;
-
-    if (n == 0 || n % 4 != 0)
-        return -1;
-    if (s[n - 1] == '=')
-        pad = s[n - 2] == '=' ? 2 : 1;
-    for (size_t i = 0; i < n - (size_t)pad; i++)
-        if (!b64_char(s[i]))
-            return -1;
-    return pad;
-}
-
-/* Decodes standard base64 with padding, ignoring line breaks (as Go's
- * encoding/base64 does for kubeconfig data), into a fresh NUL-terminated
- * allocation owned by the caller (*out, *outlen). Returns 0, -1 for invalid
- * base64, or -2 when memory runs out. Scratch copies are wiped: the input
- * may be a private key. */
-static int b64_decode(const char *in, char **out, size_t *outlen)
-{
-    size_t inlen = strlen(in), n = 0;
-    char *clean = malloc(inlen + 1), *dec = NULL;
-    int pad, rc = -2;
-
-    *out = NULL;
-    *outlen = 0;
-    if (!clean)
-        return -2;
-    for (size_t i = 0; i < inlen; i++)
-        if (in[i] != '\n' && in[i] != '\r')
-            clean[n++] = in[i];
-    pad = b64_check(clean, n);
-    if (pad < 0) {
-        rc = -1;
-        goto out_clean;
-    }
-    dec = malloc(n / 4 * 3 + 1);
-    if (!dec)
-        goto out_clean;
-    int got = EVP_DecodeBlock((unsigned char *)dec, (const unsigned char *)clean, (int)n);
-    if (got < 0 || (size_t)got != n / 4 * 3) {
-        wipe_free_len(dec, n / 4 * 3);
-        rc = -1;
-        goto out_clean;
-    }
-    *outlen = (size_t)got - (size_t)pad;
-    dec[*outlen] = '\0';
-    *out = dec;
-    rc = 0;
-out_clean:
-    wipe_free_len(clean, n);
-    return rc;
-}
-
-/* Returns ref resolved against dir ("" meaning the working directory) as a
- * fresh string owned by the caller, or NULL when memory runs out. */
-static char *resolve_path(const char *dir, const char *ref)
-{
-    char *s = NULL;
-    size_t dl = strlen(dir);
-
-    if (ref[0] == '/' || dl == 0)
-        return strdup(ref);
-    if (asprintf(&s, "%s%s%s", dir, dir[dl - 1] == '/' ? "" : "/", ref) < 0)
-        return NULL;
-    return s;
-}
-
-/* Returns the directory part of path ("" when it has none) as a fresh
- * string owned by the caller, or NULL when memory runs out. */
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-
-    if (!slash)
-        return strdup("");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+        util_set_err(p->err, p->errlen, "kubeconfig %s: %s", p->source, what);
 }
 
 /* --- YAML nodes --------------------------------------------------------- */
@@ -543,12 +270,12 @@ static int load_blob(kc_parse_t *p, yaml_node_t *map, const char *at, const char
         return -1;
     }
     if (data) {
-        int rc = b64_decode(data, out, outlen);
+        int rc = kube__kc_b64_decode(data, out, outlen);
         if (rc < 0) {
             kc_fail(p, at, data_key, rc == -1 ? "invalid base64" : "out of memory");
             return -1;
         }
-        if (!looks_like_pem(*out, *outlen)) {
+        if (!kube__kc_looks_like_pem(*out, *outlen)) {
             kc_fail(p, at, data_key, "not PEM data (no -----BEGIN line)");
             return -1;
         }
@@ -556,15 +283,15 @@ static int load_blob(kc_parse_t *p, yaml_node_t *map, const char *at, const char
     }
     if (!file)
         return 0;
-    char *path = resolve_path(p->dir, file);
+    char *path = kube__kc_resolve_path(p->dir, file);
     if (!path) {
         kc_fail(p, at, file_key, "out of memory");
         return -1;
     }
-    int rc = read_file(path, KUBE_CONFIG_MAX_REF, out, outlen, why, sizeof(why));
+    int rc = kube__kc_read_file(path, KUBE_CONFIG_MAX_REF, out, outlen, why, sizeof(why));
     if (rc < 0) {
         kc_fail(p, at, file_key, "%s: %s", path, why);
-    } else if (!looks_like_pem(*out, *outlen)) {
+    } else if (!kube__kc_looks_like_pem(*out, *outlen)) {
         kc_fail(p, at, file_key, "%s: not PEM data (no -----BEGIN line)", path);
         rc = -1;
     }
@@ -675,12 +402,12 @@ static int load_token_file(kc_parse_t *p, const char *at, const char *file, kube
 {
     char why[KC_WHY_MAX];
 
-    c->token_file = resolve_path(p->dir, file);
+    c->token_file = kube__kc_resolve_path(p->dir, file);
     if (!c->token_file) {
         kc_fail(p, at, "tokenFile", "out of memory");
         return -1;
     }
-    if (read_token(c->token_file, &c->token, why, sizeof(why)) < 0) {
+    if (kube__kc_read_token(c->token_file, &c->token, why, sizeof(why)) < 0) {
         kc_fail(p, at, "tokenFile", "%s: %s", c->token_file, why);
         return -1;
     }
@@ -700,7 +427,7 @@ static int load_token(kc_parse_t *p, yaml_node_t *user, const char *at, kube_con
         if (load_token_file(p, at, file, c) < 0)
             return -1;
     } else if (token) {
-        if (!token_chars_ok(token)) {
+        if (!kube__kc_token_chars_ok(token)) {
             kc_fail(p, at, "token", "contains characters not allowed in a bearer token");
             return -1;
         }
@@ -871,12 +598,12 @@ int kube_config_parse_buffer(const char *data, size_t len, const char *source, c
     int rc = -1;
 
     memset(out, 0, sizeof(*out));
-    set_err(err, errlen, "%s", "");
+    util_set_err(err, errlen, "%s", "");
     if (len > KUBE_CONFIG_MAX_FILE) {
         kc_fail(&p, NULL, NULL, "larger than %u bytes", KUBE_CONFIG_MAX_FILE);
         return -1;
     }
-    p.dir = source ? dir_of(source) : strdup("");
+    p.dir = source ? kube__kc_dir_of(source) : strdup("");
     if (!p.dir) {
         kc_fail(&p, NULL, NULL, "out of memory");
         return -1;
@@ -935,13 +662,15 @@ static char *pick_path(const char *path, char *err, size_t errlen)
         if (asprintf(&s, "%s/.kube/config", home) < 0)
             s = NULL;
     } else {
-        set_err(err, errlen, "kubeconfig: no path given and neither $KUBECONFIG nor $HOME is set");
+        util_set_err(err, errlen,
+                     "kubeconfig: no path given and neither $KUBECONFIG nor $HOME is set");
         return NULL;
     }
     if (!s)
-        set_err(err, errlen, "kubeconfig: %s",
-                (env && *env && !(path && *path)) ? "$KUBECONFIG names no file (or out of memory)"
-                                                  : "out of memory");
+        util_set_err(err, errlen, "kubeconfig: %s",
+                     (env && *env && !(path && *path))
+                         ? "$KUBECONFIG names no file (or out of memory)"
+                         : "out of memory");
     return s;
 }
 
@@ -956,169 +685,13 @@ int kube_config_load(const char *path, const char *context, kube_config_t *out, 
     file = pick_path(path, err, errlen);
     if (!file)
         return -1;
-    if (read_file(file, KUBE_CONFIG_MAX_FILE, &data, &len, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "kubeconfig %s: %s", file, why);
+    if (kube__kc_read_file(file, KUBE_CONFIG_MAX_FILE, &data, &len, why, sizeof(why)) < 0) {
+        util_set_err(err, errlen, "kubeconfig %s: %s", file, why);
         free(file);
         return -1;
     }
     rc = kube_config_parse_buffer(data, len, file, context, out, err, errlen);
-    wipe_free_len(data, len);
+    kube__kc_wipe_free_len(data, len);
     free(file);
     return rc;
-}
-
-/* --- in-cluster ------------------------------------------------------------ */
-
-/* True for a host name or an IP address (IPv6 with an optional zone). */
-static bool host_ok(const char *h)
-{
-    if (!*h)
-        return false;
-    for (; *h; h++)
-        if (!isalnum((unsigned char)*h) && !strchr(".-:%", *h))
-            return false;
-    return true;
-}
-
-static bool port_ok(const char *s)
-{
-    char *end;
-    long v;
-
-    if (!isdigit((unsigned char)s[0]))
-        return false;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    return errno == 0 && *end == '\0' && v >= 1 && v <= 65535;
-}
-
-/* Sets c->server from the service environment Kubernetes gives every pod.
- * Returns 0 or -1 with a message. */
-static int in_cluster_server(kube_config_t *c, char *err, size_t errlen)
-{
-    const char *host = getenv("KUBERNETES_SERVICE_HOST");
-    const char *port = getenv("KUBERNETES_SERVICE_PORT");
-    int n;
-
-    if (!host || !*host || !port || !*port) {
-        set_err(err, errlen, "in-cluster: %s is not set",
-                (!host || !*host) ? "KUBERNETES_SERVICE_HOST" : "KUBERNETES_SERVICE_PORT");
-        return -1;
-    }
-    if (!host_ok(host)) {
-        set_err(err, errlen,
-                "in-cluster: KUBERNETES_SERVICE_HOST: not a host name or address: \"%.64s\"", host);
-        return -1;
-    }
-    if (!port_ok(port)) {
-        set_err(err, errlen, "in-cluster: KUBERNETES_SERVICE_PORT: not a port number: \"%.16s\"",
-                port);
-        return -1;
-    }
-    if (strchr(host, ':'))
-        n = asprintf(&c->server, "https://[%s]:%s", host, port);
-    else
-        n = asprintf(&c->server, "https://%s:%s", host, port);
-    if (n < 0) {
-        c->server = NULL;
-        set_err(err, errlen, "in-cluster: out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-/* Reads dir/ca.crt into c. A missing file is allowed (the system store is
- * used then, with a warning, as client-go does); an unreadable or non-PEM
- * one is an error. Returns 0 or -1. */
-static int in_cluster_ca(const char *dir, kube_config_t *c, char *err, size_t errlen)
-{
-    char why[KC_WHY_MAX], *path = resolve_path(dir, "ca.crt");
-    int rc = 0;
-
-    if (!path) {
-        set_err(err, errlen, "in-cluster: out of memory");
-        return -1;
-    }
-    if (read_file(path, KUBE_CONFIG_MAX_REF, &c->ca_pem, &c->ca_pem_len, why, sizeof(why)) < 0) {
-        if (errno == ENOENT) {
-            log_warn("in-cluster CA bundle missing, using the system store", "path", path);
-        } else {
-            set_err(err, errlen, "in-cluster: %s: %s", path, why);
-            rc = -1;
-        }
-    } else if (!looks_like_pem(c->ca_pem, c->ca_pem_len)) {
-        set_err(err, errlen, "in-cluster: %s: not PEM data (no -----BEGIN line)", path);
-        rc = -1;
-    }
-    free(path);
-    return rc;
-}
-
-int kube_config_in_cluster(const char *dir, kube_config_t *out, char *err, size_t errlen)
-{
-    kube_config_t c = {0};
-    char why[KC_WHY_MAX];
-
-    memset(out, 0, sizeof(*out));
-    set_err(err, errlen, "%s", "");
-    if (!dir || !*dir)
-        dir = KC_DEFAULT_SA_DIR;
-    if (in_cluster_server(&c, err, errlen) < 0)
-        goto out_fail;
-    c.source = strdup("in-cluster");
-    c.token_file = resolve_path(dir, "token");
-    if (!c.source || !c.token_file) {
-        set_err(err, errlen, "in-cluster: out of memory");
-        goto out_fail;
-    }
-    if (read_token(c.token_file, &c.token, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "in-cluster: %s: %s", c.token_file, why);
-        goto out_fail;
-    }
-    log_add_secret(c.token);
-    if (in_cluster_ca(dir, &c, err, errlen) < 0)
-        goto out_fail;
-    *out = c;
-    return 0;
-out_fail:
-    kube_config_free(&c);
-    return -1;
-}
-
-int kube_config_reload_token(kube_config_t *c, bool *changed, char *err, size_t errlen)
-{
-    char why[KC_WHY_MAX], *token;
-
-    *changed = false;
-    if (!c->token_file)
-        return 0;
-    if (read_token(c->token_file, &token, why, sizeof(why)) < 0) {
-        set_err(err, errlen, "token file %s: %s", c->token_file, why);
-        return -1;
-    }
-    if (c->token && strcmp(c->token, token) == 0) {
-        wipe_free(token);
-        return 0;
-    }
-    log_add_secret(token);
-    wipe_free(c->token);
-    c->token = token;
-    *changed = true;
-    return 0;
-}
-
-void kube_config_free(kube_config_t *c)
-{
-    if (!c)
-        return;
-    wipe_free(c->token);
-    wipe_free_len(c->key_pem, c->key_pem_len);
-    free(c->source);
-    free(c->context);
-    free(c->server);
-    free(c->tls_server_name);
-    free(c->ca_pem);
-    free(c->cert_pem);
-    free(c->token_file);
-    memset(c, 0, sizeof(*c));
 }

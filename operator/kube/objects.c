@@ -1,3 +1,10 @@
+/*
+ * objects — see objects.h: the one-allocation projections, their builder
+ * and accessors.
+ *
+ * Owns the projections it builds (then the caller does). Calls util/buf;
+ * called by kube/decode, the informers and the drain engine.
+ */
 #include "kube/objects.h"
 
 #include "util/buf.h"

@@ -1,3 +1,9 @@
+/*
+ * resources — see resources.h: the table of resources and their API paths.
+ *
+ * Owns a constant table. Calls util/buf (paths); called by the informers,
+ * kube/writer and cmd/debug.
+ */
 #include "kube/resources.h"
 
 #include <string.h>

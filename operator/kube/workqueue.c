@@ -1,5 +1,9 @@
 /*
- * kube/workqueue — see workqueue.h.
+ * workqueue — see workqueue.h: deduplicated keys, delays, per-key back-off.
+ *
+ * Owns workqueue_t and its keys. Calls libev and util/hmap; called by the
+ * controller. Keys are handled from an ev_check watcher, a bounded batch
+ * per loop iteration.
  */
 #include "kube/workqueue.h"
 #include "util/hmap.h"

@@ -1,5 +1,13 @@
+/*
+ * writer — see writer.h: create, patch and delete requests, and Events.
+ *
+ * Owns the small box that carries a caller's callback. Calls kube/http,
+ * kube/resources, util/jsongen, util/buf, util/timefmt and util/log; called
+ * by the drain engine.
+ */
 #include "kube/writer.h"
 #include "util/buf.h"
+#include "util/jsongen.h"
 #include "util/log.h"
 #include "util/timefmt.h"
 
@@ -7,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <yajl/yajl_gen.h>
 
 /* Requests started here carry the caller's callback in a small box. */
 typedef struct write_box {
@@ -19,7 +26,7 @@ typedef struct write_box {
 static void on_write_done(void *ud, const kube_result_t *res)
 {
     write_box_t *b = ud;
-    if (res->error && !b->cb)
+    if (res->error && !b->cb && !res->cancelled)
         log_warn("write failed", "request", b->what, "error", res->error);
     if (b->cb)
         b->cb(b->ud, res);
@@ -96,15 +103,49 @@ kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns
     return req;
 }
 
-static void gstr(yajl_gen g, const char *s)
+/* The Event's JSON: one generator, checked once at the end. Returns the
+ * text (owned by the caller) or NULL with the failure logged. */
+static char *event_json(const kube_obj_t *obj, const char *ns, const char *name, const char *ts,
+                        const char *type, const char *reason, const char *message)
 {
-    yajl_gen_string(g, (const unsigned char *)s, strlen(s));
-}
+    util_jgen_t j;
+    char *json = NULL;
 
-static void gkv(yajl_gen g, const char *k, const char *v)
-{
-    gstr(g, k);
-    gstr(g, v);
+    util_jgen_init(&j);
+    util_jgen_map_open(&j);
+    util_jgen_kv(&j, "apiVersion", "v1");
+    util_jgen_kv(&j, "kind", "Event");
+    util_jgen_str(&j, "metadata");
+    util_jgen_map_open(&j);
+    util_jgen_kv(&j, "name", name);
+    util_jgen_kv(&j, "namespace", ns);
+    util_jgen_map_close(&j);
+    util_jgen_str(&j, "involvedObject");
+    util_jgen_map_open(&j);
+    util_jgen_kv(&j, "kind", kube_kind_name(obj->kind));
+    util_jgen_kv(&j, "apiVersion", kube_resource_of_kind(obj->kind)->api_version);
+    util_jgen_kv(&j, "name", obj->name);
+    if (obj->ns[0])
+        util_jgen_kv(&j, "namespace", obj->ns);
+    util_jgen_kv(&j, "uid", obj->uid);
+    util_jgen_map_close(&j);
+    util_jgen_kv(&j, "reason", reason);
+    util_jgen_kv(&j, "message", message);
+    util_jgen_kv(&j, "type", type);
+    util_jgen_str(&j, "source");
+    util_jgen_map_open(&j);
+    util_jgen_kv(&j, "component", "vmdrain");
+    util_jgen_map_close(&j);
+    util_jgen_kv(&j, "reportingComponent", "vmdrain.io/vmdrain");
+    util_jgen_kv(&j, "firstTimestamp", ts);
+    util_jgen_kv(&j, "lastTimestamp", ts);
+    util_jgen_kint(&j, "count", 1);
+    util_jgen_map_close(&j);
+    if (util_jgen_take(&j, &json) < 0)
+        log_warn("cannot encode an event", "reason", reason, "object", obj->name, "error",
+                 util_jgen_error(&j));
+    util_jgen_free(&j);
+    return json;
 }
 
 void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const char *reason,
@@ -114,54 +155,20 @@ void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const c
     const char *ns = obj->ns[0] ? obj->ns : "default";
     struct timespec now;
     char ts[TIME_RFC3339_MAX], name[320];
-    const unsigned char *json;
-    size_t len;
 
     clock_gettime(CLOCK_REALTIME, &now);
     time_format_rfc3339((vd_time_t){now.tv_sec, 0}, 0, ts, sizeof(ts));
     snprintf(name, sizeof(name), "%.240s.%llx%04x", obj->name,
              (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec,
              counter++ & 0xffff);
-    yajl_gen g = yajl_gen_alloc(NULL);
-    if (!g)
-        return;
-    yajl_gen_map_open(g);
-    gkv(g, "apiVersion", "v1");
-    gkv(g, "kind", "Event");
-    gstr(g, "metadata");
-    yajl_gen_map_open(g);
-    gkv(g, "name", name);
-    gkv(g, "namespace", ns);
-    yajl_gen_map_close(g);
-    gstr(g, "involvedObject");
-    yajl_gen_map_open(g);
-    gkv(g, "kind", kube_kind_name(obj->kind));
-    gkv(g, "apiVersion", kube_resource_of_kind(obj->kind)->api_version);
-    gkv(g, "name", obj->name);
-    if (obj->ns[0])
-        gkv(g, "namespace", obj->ns);
-    gkv(g, "uid", obj->uid);
-    yajl_gen_map_close(g);
-    gkv(g, "reason", reason);
-    gkv(g, "message", message);
-    gkv(g, "type", type);
-    gstr(g, "source");
-    yajl_gen_map_open(g);
-    gkv(g, "component", "vmdrain");
-    yajl_gen_map_close(g);
-    gkv(g, "reportingComponent", "vmdrain.io/vmdrain");
-    gkv(g, "firstTimestamp", ts);
-    gkv(g, "lastTimestamp", ts);
-    gstr(g, "count");
-    yajl_gen_integer(g, 1);
-    yajl_gen_map_close(g);
-    if (yajl_gen_get_buf(g, &json, &len) == yajl_gen_status_ok) {
+    char *json = event_json(obj, ns, name, ts, type, reason, message);
+    if (json) {
         buf_t path;
         buf_init(&path, 1024);
         buf_printf(&path, "/api/v1/namespaces/%s/events", ns);
-        send(h, "POST", "create", &path, "application/json", (const char *)json, NULL, NULL);
+        send(h, "POST", "create", &path, "application/json", json, NULL, NULL);
         buf_free(&path);
+        free(json);
     }
-    yajl_gen_free(g);
     log_info("event", "reason", reason, "object", obj->name, "type", type, "message", message);
 }

@@ -1,3 +1,6 @@
+/*
+ * buf — see buf.h. Owns each buffer's memory; calls only the C library.
+ */
 #include "util/buf.h"
 
 #include <errno.h>

@@ -1,3 +1,7 @@
+/*
+ * hmap — see hmap.h. Owns the table and its keys; calls only the C
+ * library.
+ */
 #include "util/hmap.h"
 
 #include <stdint.h>

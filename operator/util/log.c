@@ -1,3 +1,7 @@
+/*
+ * log — see log.h. Owns the log sink and the secrets to mask; calls
+ * util/buf and util/timefmt.
+ */
 #include "util/log.h"
 #include "util/buf.h"
 #include "util/timefmt.h"

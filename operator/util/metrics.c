@@ -1,3 +1,7 @@
+/*
+ * metrics — see metrics.h. Owns the one registry and every metric in it;
+ * calls util/buf and util/log.
+ */
 #include "util/metrics.h"
 #include "util/log.h"
 

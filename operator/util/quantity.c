@@ -1,3 +1,6 @@
+/*
+ * quantity — see quantity.h. Owns nothing; calls only the C library.
+ */
 #include "util/quantity.h"
 
 #include <stdbool.h>

@@ -1,3 +1,6 @@
+/*
+ * timefmt — see timefmt.h. Owns nothing; calls only the C library.
+ */
 #include "util/timefmt.h"
 
 #include <stdbool.h>

@@ -2,6 +2,8 @@
  * web/admission — see admission.h.
  */
 #include "web/admission.h"
+#include "util/jsongen.h"
+#include "util/strutil.h"
 #include "util/text.h"
 
 #include <errno.h>
@@ -9,27 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #define REVIEW_API_VERSION "admission.k8s.io/v1"
 #define REVIEW_KIND        "AdmissionReview"
 
 /* --- decoding --------------------------------------------------------- */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Checks the nesting of a JSON text before yajl builds a tree of it (the
  * tree is freed recursively, so its depth must be bounded). Strings are
@@ -54,14 +41,14 @@ static int scan_depth(const char *s, size_t len, char *err, size_t errlen)
             in_str = true;
         } else if (c == '{' || c == '[') {
             if (++depth > ADMISSION_DEPTH_MAX) {
-                set_err(err, errlen, "body: JSON nested deeper than %d levels",
-                        ADMISSION_DEPTH_MAX);
+                util_set_err(err, errlen, "body: JSON nested deeper than %d levels",
+                             ADMISSION_DEPTH_MAX);
                 return -1;
             }
         } else if (c == '}' || c == ']') {
             depth--;
         } else if (c == '/') {
-            set_err(err, errlen, "body: invalid JSON: comments are not allowed");
+            util_set_err(err, errlen, "body: invalid JSON: comments are not allowed");
             return -1;
         }
     }
@@ -110,7 +97,7 @@ static const char *get_str(yajl_val obj, const char *key, const char *field, boo
     if (!v)
         return NULL;
     if (!YAJL_IS_STRING(v)) {
-        set_err(err, errlen, "%s: want a string, got %s", field, type_name(v));
+        util_set_err(err, errlen, "%s: want a string, got %s", field, type_name(v));
         *bad = true;
         return NULL;
     }
@@ -128,12 +115,12 @@ static int expect_str(yajl_val obj, const char *key, const char *field, const ch
     if (bad)
         return -1;
     if (!s) {
-        set_err(err, errlen, "%s: missing (want \"%s\")", field, want);
+        util_set_err(err, errlen, "%s: missing (want \"%s\")", field, want);
         return -1;
     }
     if (strcmp(s, want) == 0 || (want2 && strcmp(s, want2) == 0))
         return 0;
-    set_err(err, errlen, "%s: want \"%s\", got \"%.64s\"", field, want, s);
+    util_set_err(err, errlen, "%s: want \"%s\", got \"%.64s\"", field, want, s);
     return -1;
 }
 
@@ -148,11 +135,11 @@ static int take_str(yajl_val obj, const char *key, const char *field, char *dst,
     if (bad)
         return -1;
     if (!s || !*s) {
-        set_err(err, errlen, "%s: missing", field);
+        util_set_err(err, errlen, "%s: missing", field);
         return -1;
     }
     if (strlen(s) >= n) {
-        set_err(err, errlen, "%s: longer than %zu bytes", field, n - 1);
+        util_set_err(err, errlen, "%s: longer than %zu bytes", field, n - 1);
         return -1;
     }
     memcpy(dst, s, strlen(s) + 1);
@@ -168,7 +155,7 @@ static yajl_val get_obj(yajl_val obj, const char *key, const char *field, bool *
 
     *bad = false;
     if (v && !YAJL_IS_OBJECT(v)) {
-        set_err(err, errlen, "%s: want an object, got %s", field, type_name(v));
+        util_set_err(err, errlen, "%s: want an object, got %s", field, type_name(v));
         *bad = true;
         return NULL;
     }
@@ -224,15 +211,16 @@ static int decode_eviction(yajl_val rq, bool *dry_run, char *err, size_t errlen)
     if (!dr)
         return 0;
     if (!YAJL_IS_ARRAY(dr)) {
-        set_err(err, errlen, "request.object.deleteOptions.dryRun: want an array, got %s",
-                type_name(dr));
+        util_set_err(err, errlen, "request.object.deleteOptions.dryRun: want an array, got %s",
+                     type_name(dr));
         return -1;
     }
     for (size_t i = 0; i < dr->u.array.len; i++) {
         yajl_val v = dr->u.array.values[i];
         if (!YAJL_IS_STRING(v)) {
-            set_err(err, errlen, "request.object.deleteOptions.dryRun[%zu]: want a string, got %s",
-                    i, type_name(v));
+            util_set_err(err, errlen,
+                         "request.object.deleteOptions.dryRun[%zu]: want a string, got %s", i,
+                         type_name(v));
             return -1;
         }
         if (strcmp(v->u.string, "All") == 0)
@@ -250,7 +238,7 @@ static int decode_extras(yajl_val rq, admission_request_t *out, char *err, size_
     bool bad;
 
     if (dr && !YAJL_IS_TRUE(dr) && !YAJL_IS_FALSE(dr)) {
-        set_err(err, errlen, "request.dryRun: want a boolean, got %s", type_name(dr));
+        util_set_err(err, errlen, "request.dryRun: want a boolean, got %s", type_name(dr));
         return -1;
     }
     out->dry_run = dr && YAJL_IS_TRUE(dr);
@@ -271,7 +259,7 @@ static int decode_tree(yajl_val top, admission_request_t *out, char *err, size_t
     yajl_val rq;
 
     if (!YAJL_IS_OBJECT(top)) {
-        set_err(err, errlen, "body: want a JSON object, got %s", type_name(top));
+        util_set_err(err, errlen, "body: want a JSON object, got %s", type_name(top));
         return -1;
     }
     if (expect_str(top, "apiVersion", "apiVersion", REVIEW_API_VERSION, NULL, err, errlen) < 0 ||
@@ -281,7 +269,7 @@ static int decode_tree(yajl_val top, admission_request_t *out, char *err, size_t
     if (bad)
         return -1;
     if (!rq) {
-        set_err(err, errlen, "request: missing");
+        util_set_err(err, errlen, "request: missing");
         return -1;
     }
     if (take_str(rq, "uid", "request.uid", out->uid, sizeof(out->uid), err, errlen) < 0 ||
@@ -313,18 +301,18 @@ int admission_decode(const char *body, size_t len, admission_request_t *out, cha
 
     memset(out, 0, sizeof(*out));
     if (len > ADMISSION_BODY_MAX) {
-        set_err(err, errlen, "body: larger than %d bytes", ADMISSION_BODY_MAX);
+        util_set_err(err, errlen, "body: larger than %d bytes", ADMISSION_BODY_MAX);
         return -1;
     }
     if (len == 0 || memchr(body, '\0', len)) {
-        set_err(err, errlen, len ? "body: contains a NUL byte" : "body: empty");
+        util_set_err(err, errlen, len ? "body: contains a NUL byte" : "body: empty");
         return -1;
     }
     if (scan_depth(body, len, err, errlen) < 0)
         return -1;
     text = malloc(len + 1);
     if (!text) {
-        set_err(err, errlen, "body: out of memory");
+        util_set_err(err, errlen, "body: out of memory");
         return -1;
     }
     memcpy(text, body, len);
@@ -333,7 +321,7 @@ int admission_decode(const char *body, size_t len, admission_request_t *out, cha
     free(text);
     if (!top) {
         first_line(yerr);
-        set_err(err, errlen, "body: invalid JSON: %s", yerr[0] ? yerr : "parse error");
+        util_set_err(err, errlen, "body: invalid JSON: %s", yerr[0] ? yerr : "parse error");
         return -1;
     }
     rc = decode_tree(top, out, err, errlen);
@@ -345,57 +333,41 @@ int admission_decode(const char *body, size_t len, admission_request_t *out, cha
 
 /* --- the response ----------------------------------------------------- */
 
-static int gen_str(yajl_gen g, const char *s)
-{
-    if (!s)
-        s = "";
-    return yajl_gen_string(g, (const unsigned char *)s, strlen(s)) == yajl_gen_status_ok ? 0 : -1;
-}
-
 /* Writes the "response" object's members. */
-static int gen_response(yajl_gen g, const char *uid, const admission_response_t *res)
+static void gen_response(util_jgen_t *j, const char *uid, const admission_response_t *res)
 {
-    int rc = 0;
-
-    rc |= gen_str(g, "uid");
-    rc |= gen_str(g, uid);
-    rc |= gen_str(g, "allowed");
-    rc |= yajl_gen_bool(g, res->allowed) != yajl_gen_status_ok;
+    util_jgen_kv(j, "uid", uid);
+    util_jgen_str(j, "allowed");
+    util_jgen_bool(j, res->allowed);
     if (res->allowed)
-        return rc ? -1 : 0;
-    rc |= gen_str(g, "status");
-    rc |= yajl_gen_map_open(g) != yajl_gen_status_ok;
-    rc |= gen_str(g, "code");
-    rc |= yajl_gen_integer(g, res->code) != yajl_gen_status_ok;
-    rc |= gen_str(g, "message");
-    rc |= gen_str(g, res->message);
-    rc |= gen_str(g, "reason");
-    rc |= gen_str(g, res->reason);
-    rc |= yajl_gen_map_close(g) != yajl_gen_status_ok;
-    return rc ? -1 : 0;
+        return;
+    util_jgen_str(j, "status");
+    util_jgen_map_open(j);
+    util_jgen_kint(j, "code", res->code);
+    util_jgen_kv(j, "message", res->message ? res->message : "");
+    util_jgen_kv(j, "reason", res->reason ? res->reason : "");
+    util_jgen_map_close(j);
 }
 
 int admission_encode(const char *uid, const admission_response_t *res, buf_t *out)
 {
-    yajl_gen g = yajl_gen_alloc(NULL);
-    const unsigned char *text;
+    util_jgen_t j;
+    const char *text;
     size_t len;
     int rc = -1;
 
-    if (!g)
-        return -1;
-    yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-    if (yajl_gen_map_open(g) != yajl_gen_status_ok || gen_str(g, "apiVersion") < 0 ||
-        gen_str(g, REVIEW_API_VERSION) < 0 || gen_str(g, "kind") < 0 ||
-        gen_str(g, REVIEW_KIND) < 0 || gen_str(g, "response") < 0 ||
-        yajl_gen_map_open(g) != yajl_gen_status_ok || gen_response(g, uid, res) < 0 ||
-        yajl_gen_map_close(g) != yajl_gen_status_ok || yajl_gen_map_close(g) != yajl_gen_status_ok)
-        goto out_free;
-    if (yajl_gen_get_buf(g, &text, &len) != yajl_gen_status_ok)
-        goto out_free;
-    rc = buf_append(out, text, len);
-out_free:
-    yajl_gen_free(g);
+    util_jgen_init(&j);
+    util_jgen_map_open(&j);
+    util_jgen_kv(&j, "apiVersion", REVIEW_API_VERSION);
+    util_jgen_kv(&j, "kind", REVIEW_KIND);
+    util_jgen_str(&j, "response");
+    util_jgen_map_open(&j);
+    gen_response(&j, uid, res);
+    util_jgen_map_close(&j);
+    util_jgen_map_close(&j);
+    if (util_jgen_get(&j, &text, &len) == 0)
+        rc = buf_append(out, text, len);
+    util_jgen_free(&j);
     return rc;
 }
 

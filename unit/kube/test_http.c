@@ -26,6 +26,7 @@ static FILE *logsink;
 static char *logged;
 static size_t logged_len;
 static bool in_request; /* true while kube_http_request() runs */
+static bool in_data;    /* true while on_data runs */
 
 static void set_cfg(const char *server)
 {
@@ -109,6 +110,7 @@ TestSuite(http_tls, .init = setup_tls, .fini = teardown, .timeout = 30);
 typedef struct outcome {
     int calls; /* on_done */
     bool done;
+    bool cancelled;
     long status;
     char *error;
     char *reason;
@@ -143,7 +145,9 @@ static void on_done(void *ud, const kube_result_t *res)
     o->calls++;
     o->done = true;
     o->finished = ev_time();
+    cr_assert_not(in_data, "on_done ran inside on_data");
     o->status = res->status;
+    o->cancelled = res->cancelled;
     o->error = dup_or_null(res->error);
     o->reason = dup_or_null(res->reason);
     o->message = dup_or_null(res->message);
@@ -164,6 +168,7 @@ static void on_done(void *ud, const kube_result_t *res)
 static int on_data(void *ud, const char *data, size_t len)
 {
     outcome_t *o = ud;
+    in_data = true;
     o->data_calls++;
     o->got_data = true;
     buf_append(&o->data, data, len);
@@ -175,6 +180,7 @@ static int on_data(void *ud, const char *data, size_t len)
         kube_http_free(h);
         h = NULL;
     }
+    in_data = false;
     if (o->abort_with) {
         kube_req_set_error(o->req, o->abort_with);
         return -1;
@@ -679,7 +685,7 @@ Test(http, requests_cancelling_each_other_from_on_done_end_with_one_call)
     }
 }
 
-Test(http, free_with_requests_in_flight_calls_nothing)
+Test(http, free_ends_every_pending_request_once_as_cancelled)
 {
     testserver_delay(testserver_route(srv, "GET", "/slow", 200), -1);
     testserver_route_t *rt = testserver_route(srv, "GET", "/w", 200);
@@ -692,11 +698,73 @@ Test(http, free_with_requests_in_flight_calls_nothing)
     start((kube_req_opts_t){.path = "/slow"}, &c, false); /* not started yet */
     kube_http_free(h);
     h = NULL;
+    cr_expect_eq(a.calls, 1);
+    cr_expect_eq(b.calls, 1);
+    cr_expect_eq(c.calls, 1);
     run_for(0.2);
-    cr_expect_eq(a.calls + b.calls + c.calls, 0);
+    cr_expect_eq(a.calls + b.calls + c.calls, 3);
+    outcome_t *all[] = {&a, &b, &c};
+    for (int i = 0; i < 3; i++) {
+        cr_expect(all[i]->cancelled, "request %d", i);
+        cr_expect_eq(all[i]->status, 0);
+        cr_expect_not_null(all[i]->error);
+        cr_expect(all[i]->error && strstr(all[i]->error, KUBE_HTTP_CANCELLED_TEXT), "%s",
+                  all[i]->error);
+        outcome_free(all[i]);
+    }
+}
+
+Test(http, free_skips_requests_the_caller_cancelled)
+{
+    testserver_delay(testserver_route(srv, "GET", "/slow", 200), -1);
+    outcome_t a = {0}, b = {0};
+    start((kube_req_opts_t){.path = "/slow"}, &a, false);
+    start((kube_req_opts_t){.path = "/slow"}, &b, false);
+    run_for(0.1);
+    kube_req_cancel(a.req);
+    kube_http_free(h);
+    h = NULL;
+    run_for(0.1);
+    cr_expect_eq(a.calls, 0);
+    cr_expect_eq(b.calls, 1);
+    cr_expect(b.cancelled);
     outcome_free(&a);
     outcome_free(&b);
-    outcome_free(&c);
+}
+
+/* What a shutdown on_done may do: cancel another request (which then gets
+ * no call), start one (refused), free the transport again (no-op). */
+static outcome_t *victim;
+static kube_req_t *refused = (kube_req_t *)1;
+static void on_done_at_shutdown(void *ud, const kube_result_t *res)
+{
+    outcome_t *o = ud;
+    o->calls++;
+    o->cancelled = res->cancelled;
+    if (victim)
+        kube_req_cancel(victim->req);
+    victim = NULL;
+    refused = kube_http_request(h, &(kube_req_opts_t){.path = "/x", .on_done = on_done, .ud = o});
+    kube_http_free(h);
+}
+
+Test(http, a_shutdown_on_done_may_cancel_start_and_free)
+{
+    testserver_delay(testserver_route(srv, "GET", "/slow", 200), -1);
+    outcome_t a = {0}, b = {0};
+    kube_req_opts_t o = {.path = "/slow", .on_done = on_done_at_shutdown, .ud = &a};
+    cr_assert_not_null(kube_http_request(h, &o));
+    start((kube_req_opts_t){.path = "/slow"}, &b, false);
+    victim = &b;
+    run_for(0.1);
+    kube_http_free(h); /* ends them in the order they were made: a, then b */
+    h = NULL;
+    cr_expect_eq(a.calls, 1);
+    cr_expect(a.cancelled);
+    cr_expect_null(refused);
+    cr_expect_eq(b.calls, 0);
+    outcome_free(&a);
+    outcome_free(&b);
 }
 
 Test(http, free_from_inside_on_done)
@@ -710,7 +778,9 @@ Test(http, free_from_inside_on_done)
     cr_expect_null(h);
     run_for(0.2);
     cr_expect_eq(fast.calls, 1);
-    cr_expect_eq(slow.calls, 0);
+    cr_expect_not(fast.cancelled);
+    cr_expect_eq(slow.calls, 1);
+    cr_expect(slow.cancelled);
     outcome_free(&fast);
     outcome_free(&slow);
 }
@@ -727,7 +797,8 @@ Test(http, free_from_inside_on_data)
     run_for(0.2);
     cr_expect_null(h);
     cr_expect_eq(w.data_calls, 1);
-    cr_expect_eq(w.calls, 0);
+    cr_expect_eq(w.calls, 1); /* after on_data returned, outside libcurl */
+    cr_expect(w.cancelled);
     outcome_free(&w);
 }
 
@@ -1043,4 +1114,146 @@ Test(http_tls, an_unusable_client_key_is_a_transport_error)
     cr_assert_not_null(o.error);
     cr_expect(strncmp(o.error, "GET /version: ", 14) == 0, "%s", o.error);
     outcome_free(&o);
+}
+
+/* ---- the rate limit ----------------------------------------------------------- */
+
+/* A fresh transport with a rate limit. */
+static void limited_transport(double qps, int burst)
+{
+    char err[256];
+    kube_http_free(h);
+    kube_http_opts_t o = {.qps = qps, .burst = burst};
+    h = kube_http_new_opts(loop, &cfg, &o, err, sizeof(err));
+    cr_assert_not_null(h, "%s", err);
+}
+
+static double throttled(void)
+{
+    double v = -1;
+    if (metrics_get("api_throttled_requests_total", NULL, &v) < 0)
+        return 0;
+    return v;
+}
+
+Test(http, requests_over_the_burst_wait_their_turn_without_blocking)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(4, 2);
+    outcome_t o[5] = {{0}};
+    double t0 = ev_time();
+    for (int i = 0; i < 5; i++)
+        cr_assert_not_null(start((kube_req_opts_t){.path = "/r"}, &o[i], false));
+    /* waiting in kube_http_request() would take 0.75 s */
+    cr_expect_lt(ev_time() - t0, 0.5, "kube_http_request() must not wait");
+    cr_expect_float_eq(throttled(), 3, 1e-9);
+    cr_expect_eq(kube_http_pending(h), 5);
+    cr_assert(run_until(&o[4].done, 10));
+    for (int i = 0; i < 5; i++) {
+        cr_expect_eq(o[i].calls, 1, "request %d", i);
+        cr_expect_eq(o[i].status, 200, "request %d", i);
+    }
+    /* two at once, then one every 250 ms: none can end before its turn
+     * (lower bounds only: a loaded machine may be late, never early) */
+    for (int i = 2; i < 5; i++)
+        cr_expect_geq(o[i].finished - t0, (i - 1) * 0.25 - 0.01, "request %d", i);
+    kube_http_free(h); /* the outcomes live on this stack */
+    h = NULL;
+    for (int i = 0; i < 5; i++)
+        outcome_free(&o[i]);
+}
+
+Test(http, watches_are_not_rate_limited)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    testserver_route_t *rt = testserver_route(srv, "GET", "/w", 200);
+    testserver_chunk(rt, "a", 1, 0);
+    testserver_hold(rt);
+    limited_transport(0.1, 1);
+    outcome_t a = {0}, w = {0};
+    start((kube_req_opts_t){.path = "/r"}, &a, false); /* takes the only token for 10 s */
+    start((kube_req_opts_t){.path = "/w", .watch = true}, &w, true);
+    cr_assert(run_until(&w.got_data, 5.0), "the watch waited for the rate limit");
+    cr_expect_float_eq(throttled(), 0, 1e-9);
+    kube_http_free(h); /* before the outcomes its on_done calls write to go */
+    h = NULL;
+    outcome_free(&a);
+    outcome_free(&w);
+}
+
+Test(http, a_cancelled_waiting_request_is_never_sent)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(2, 1);
+    outcome_t a = {0}, b = {0}, c = {0};
+    start((kube_req_opts_t){.path = "/r"}, &a, false);
+    start((kube_req_opts_t){.path = "/r?b"}, &b, false); /* waits 0.5 s */
+    start((kube_req_opts_t){.path = "/r?c"}, &c, false); /* waits 1 s */
+    cr_expect_float_eq(throttled(), 2, 1e-9);
+    kube_req_cancel(b.req);
+    cr_assert(run_until(&c.done, 5));
+    cr_expect_eq(a.calls, 1);
+    cr_expect_eq(b.calls, 0);
+    cr_expect_eq(c.calls, 1);
+    cr_expect_eq(testserver_nrequests(srv), 2);
+    for (int i = 0; i < testserver_nrequests(srv); i++)
+        cr_expect_null(strstr(testserver_request(srv, i)->target, "?b"));
+    cr_expect_eq(kube_http_pending(h), 0);
+    kube_http_free(h);
+    h = NULL;
+    outcome_free(&a);
+    outcome_free(&b);
+    outcome_free(&c);
+}
+
+Test(http, free_ends_waiting_requests_as_cancelled)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(0.1, 1);
+    outcome_t a = {0}, b = {0};
+    start((kube_req_opts_t){.path = "/r"}, &a, false);
+    start((kube_req_opts_t){.path = "/r"}, &b, false); /* waits 10 s */
+    cr_assert(run_until(&a.done, 5));
+    cr_expect_eq(kube_http_pending(h), 1);
+    kube_http_free(h);
+    h = NULL;
+    cr_expect_eq(b.calls, 1);
+    cr_expect(b.cancelled);
+    cr_expect_eq(testserver_nrequests(srv), 1);
+    outcome_free(&a);
+    outcome_free(&b);
+}
+
+Test(http, zero_qps_is_unlimited)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    limited_transport(0, 1);
+    outcome_t o[20] = {{0}};
+    for (int i = 0; i < 20; i++)
+        start((kube_req_opts_t){.path = "/r"}, &o[i], false);
+    cr_expect_float_eq(throttled(), 0, 1e-9);
+    cr_assert(run_until(&o[19].done, 10));
+    kube_http_free(h); /* the outcomes live on this stack */
+    h = NULL;
+    for (int i = 0; i < 20; i++)
+        outcome_free(&o[i]);
+}
+
+Test(http, the_default_limit_is_fifty_a_second_after_a_burst_of_a_hundred)
+{
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    static outcome_t o[130];
+    memset(o, 0, sizeof(o));
+    double t0 = ev_time();
+    for (int i = 0; i < 130; i++)
+        start((kube_req_opts_t){.path = "/r"}, &o[i], false);
+    double took = ev_time() - t0;
+    /* 100 at once, then 50 a second while the loop above ran */
+    double least = 130 - 100 - 50 * took - 1;
+    cr_expect_geq(throttled(), least, "%g throttled in %g s", throttled(), took);
+    cr_expect_leq(throttled(), 30);
+    kube_http_free(h);
+    h = NULL;
+    for (int i = 0; i < 130; i++)
+        outcome_free(&o[i]);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The informer against the scripted server: the exact sequence of handler
  * calls is recorded as text and compared. */
@@ -331,4 +332,25 @@ Test(informer, garbage_in_the_watch_restarts_it)
     informer_start(inf);
     run_until("add ns/z@12;");
     cr_expect_str_eq(trace, "add ns/a@10;synced;update ns/a@11;error;add ns/z@12;");
+}
+
+Test(informer, a_transport_freed_under_it_is_an_end_not_an_error)
+{
+    testserver_delay(testserver_route(srv, "GET", "/api/v1/pods", 200), -1);
+    make_informer(0);
+    informer_start(inf);
+    for (int i = 0; i < 500 && testserver_nrequests(srv) < 1; i++) {
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(10000);
+    }
+    cr_assert_eq(testserver_nrequests(srv), 1);
+    kube_http_free(http); /* the LIST is pending: its on_done says cancelled */
+    http = NULL;
+    ev_run(loop, EVRUN_NOWAIT);
+    informer_stats_t st;
+    informer_get_stats(inf, &st);
+    cr_expect_eq(st.errors, 0);
+    cr_expect_null(strstr(trace, "error;"), "%s", trace);
+    fflush(logsink);
+    cr_expect_null(strstr(logged ? logged : "", "retrying"), "%s", logged);
 }

@@ -1,10 +1,20 @@
-#include "kube/debug.h"
+/*
+ * debug — `vmdrain debug list|watch RESOURCE`: one informer on one
+ * resource, every object and event printed as a line, for looking at what
+ * the operator would see.
+ *
+ * Owns its command-line state. Calls kube/informer, kube/http,
+ * kube/resources and util/log; called by the composition root.
+ */
+#include "cmd/debug.h"
 #include "kube/informer.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,7 +151,9 @@ static void usage(FILE *out)
             kube_resource_names());
 }
 
-int kube_debug_main(kube_config_t *cfg, int argc, char **argv)
+/* Parses the command line into o and c. Returns -1 to go on, else the
+ * exit code (after --help or a usage error). */
+static int parse_args(int argc, char **argv, informer_opts_t *o, debug_ctx_t *c)
 {
     static const struct option options[] = {
         {"namespace", required_argument, NULL, 'n'},
@@ -150,26 +162,27 @@ int kube_debug_main(kube_config_t *cfg, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    informer_opts_t o = {0};
-    debug_ctx_t c = {0};
-    char err[512];
     int opt;
+    char *end;
+    long n;
 
     optind = 0; /* GNU getopt: start over */
     while ((opt = getopt_long(argc, argv, ":n:l:h", options, NULL)) != -1) {
         switch (opt) {
         case 'n':
-            o.ns = optarg;
+            o->ns = optarg;
             break;
         case 'l':
-            o.label_selector = optarg;
+            o->label_selector = optarg;
             break;
         case 'p':
-            o.page_size = atoi(optarg);
-            if (o.page_size <= 0) {
+            errno = 0;
+            n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n <= 0 || n > INT_MAX) {
                 fprintf(stderr, "vmdrain: --page-size wants a positive number, not '%s'\n", optarg);
                 return 2;
             }
+            o->page_size = (int)n;
             break;
         case 'h':
             usage(stdout);
@@ -185,16 +198,28 @@ int kube_debug_main(kube_config_t *cfg, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    c.list_only = strcmp(argv[optind], "list") == 0;
-    /* one line per event, readable as it happens even through a pipe */
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    c.res = kube_resource_find(argv[optind + 1]);
-    if (!c.res) {
+    c->list_only = strcmp(argv[optind], "list") == 0;
+    c->res = kube_resource_find(argv[optind + 1]);
+    if (!c->res) {
         fprintf(stderr, "vmdrain: unknown resource '%s' (known: %s)\n", argv[optind + 1],
                 kube_resource_names());
         return 2;
     }
-    o.resource = c.res;
+    o->resource = c->res;
+    return -1;
+}
+
+int cmd_debug_main(kube_config_t *cfg, int argc, char **argv)
+{
+    informer_opts_t o = {0};
+    debug_ctx_t c = {0};
+    char err[512];
+    int rc = parse_args(argc, argv, &o, &c);
+
+    if (rc >= 0)
+        return rc;
+    /* one line per event, readable as it happens even through a pipe */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     c.loop = ev_default_loop(0);
     kube_http_t *http = kube_http_new(c.loop, cfg, err, sizeof(err));
     if (!http) {
