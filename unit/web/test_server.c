@@ -969,6 +969,40 @@ Test(server, plain_listener_serves_probes_and_metrics_only)
     free(body);
 }
 
+/* Without a certificate (no webhook) the plain listener alone serves
+ * /metrics and the probes; a half-given TLS pair is still refused. */
+Test(server, metrics_and_probes_without_a_certificate)
+{
+    char err[512] = "";
+    web_server_opts_t o = {.plain_listen = "127.0.0.1:0", .ready = is_ready};
+
+    srv = web_server_new(loop, &o);
+    cr_assert_not_null(srv);
+    cr_assert_eq(web_server_start(srv, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(web_server_port(srv), -1, "no TLS listener without a certificate");
+    cr_assert_gt(web_server_plain_port(srv), 0);
+    exchange_t *x = calloc(1, sizeof(*x));
+    x->port = web_server_plain_port(srv);
+    x->plain = true;
+    x->reqs[0] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    x->reqs[1] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    x->reqs[2] = "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n";
+    x->nreqs = 3;
+    run_client(do_exchange, x);
+    cr_assert_eq(x->nresps, 3);
+    cr_expect_eq(x->resps[0].status, 200);
+    cr_expect(strstr(x->resps[0].body, "# TYPE") != NULL);
+    cr_expect_eq(x->resps[1].status, 200);
+    cr_expect_eq(x->resps[2].status, 503, "not ready yet");
+    free(x);
+    web_server_free(srv);
+
+    o.cert_file = "tls.crt"; /* a pair and an address, or neither */
+    srv = web_server_new(loop, &o);
+    cr_expect_eq(web_server_start(srv, err, sizeof(err)), -1);
+    cr_expect_str_eq(err, "webhook: listen, cert_file and key_file are required");
+}
+
 Test(server, start_errors_name_the_address_or_file)
 {
     char err[512] = "";
