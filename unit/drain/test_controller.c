@@ -8,6 +8,7 @@
 #include "util/metrics.h"
 
 #include <ev.h>
+#include <valgrind/valgrind.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,10 @@
 /* The whole engine (informers, work queue, planner, writer) against the
  * scripted API server: lists and watches are scripted, every write is
  * recorded and counted. Times are wall-clock; the waits are generous. */
+
+/* Under valgrind (whose job here is memory checking) everything runs some
+ * ten times slower: the scripted delays and the waits stretch by this. */
+#define SLOW (RUNNING_ON_VALGRIND ? 10 : 1)
 
 static struct ev_loop *loop;
 static testserver_t *srv;
@@ -76,7 +81,7 @@ static void teardown(void)
     metrics_free_all();
 }
 
-TestSuite(controller, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(controller, .init = setup, .fini = teardown, .timeout = 60);
 
 /* --- objects ------------------------------------------------------------------------------ */
 
@@ -363,7 +368,7 @@ Test(controller, a_migration_seen_by_the_watch_before_the_reconcile_is_counted_o
         event_json("ADDED", mig_json("a", "vmdrain-a-0000-u-1", "n1", true, "Pending", "40", "")),
         event_json("ADDED", mig_json("b", "vmdrain-b-0000-u-1", "n1", true, "Pending", "41", "")),
     };
-    const int delays[] = {400, 0};
+    const int delays[] = {600 * SLOW, 0};
     list(NODES, "NodeList", node_json("n1", "10", true));
     list(VMIS, "VirtualMachineInstanceList",
          fmt("%s,%s,%s", vmi_json("a", "n1", "20", "\"x\":\"1\""),
@@ -380,7 +385,8 @@ Test(controller, a_migration_seen_by_the_watch_before_the_reconcile_is_counted_o
     max_in_flight = 0;
     each = sample_in_flight;
     start();
-    run_until(NULL, 1.5);
+    cr_assert(run_until(two_creates, 0.5 * SLOW), "the creates did not come before the watch");
+    run_until(NULL, 0.8 * SLOW);
     each = NULL;
     cr_expect_eq(creates(), 2);
     cr_expect_leq(max_in_flight, 2, "in flight counted as %g with 2 migrations", max_in_flight);
@@ -411,10 +417,10 @@ Test(controller, a_vmi_that_moves_between_nodes_keeps_its_candidate)
     snprintf(both, sizeof(both), "%s%s", event_json("MODIFIED", d_new),
              event_json("MODIFIED", vmi_json("a", "n2", "54", "")));
     const char *vmi_evs[] = {both};
-    const int vmi_delays[] = {500};
+    const int vmi_delays[] = {500 * SLOW};
     const char *mig_evs[] = {event_json(
         "MODIFIED", mig_json("b", "vmdrain-b-0000-u-1", "n3", true, "Succeeded", "60", ""))};
-    const int mig_delays[] = {600};
+    const int mig_delays[] = {600 * SLOW};
     list(NODES, "NodeList",
          fmt("%s,%s,%s", node_json("n1", "10", true), node_json("n2", "11", true),
              node_json("n3", "12", false)));
@@ -430,10 +436,10 @@ Test(controller, a_vmi_that_moves_between_nodes_keeps_its_candidate)
     watch(PODS, NULL, NULL, 0);
     watch(CMS, NULL, NULL, 0);
     start();
-    run_until(NULL, 0.45);
+    run_until(NULL, 0.45 * SLOW);
     cr_expect_eq(creates(), 0, "the slot is taken");
     /* the slot frees at 600 ms: a starts then, not at some later reconcile */
-    cr_expect(run_until(create_for_a_from_n2, 0.45),
+    cr_expect(run_until(create_for_a_from_n2, 0.45 * SLOW),
               "a was not started from n2 once the slot freed");
     cr_expect_eq(count_body("POST", NS_MIGS, "\"vmiName\":\"d\""), 0);
 }
@@ -499,7 +505,7 @@ Test(controller, sustained_watch_traffic_does_not_starve_reconciles)
                                 "{\"resourceVersion\":\"%d\"}}}\n",
                                 1000 + i);
     testserver_chunk(r, "\n", 1, 300);
-    for (int i = 0; i < 1500; i++)
+    for (int i = 0; i < 1500 / SLOW; i++)
         testserver_chunk(r, block, len, 0);
     testserver_limit(r, 1);
     start();
