@@ -27,6 +27,9 @@ static char *logged;
 static size_t logged_len;
 static bool in_request; /* true while kube_http_request() runs */
 static bool in_data;    /* true while on_data runs */
+/* true in teardown: the requests a test left pending end there, and their
+ * outcomes (on the test's stack) are gone */
+static bool tearing_down;
 
 static void set_cfg(const char *server)
 {
@@ -83,7 +86,9 @@ static void setup_tls(void)
 
 static void teardown(void)
 {
+    tearing_down = true;
     kube_http_free(h);
+    tearing_down = false;
     h = NULL;
     testserver_stop(srv);
     ev_loop_destroy(loop);
@@ -141,6 +146,8 @@ static char *dup_or_null(const char *s)
 static void on_done(void *ud, const kube_result_t *res)
 {
     outcome_t *o = ud;
+    if (tearing_down)
+        return;
     cr_assert_not(in_request, "on_done ran inside kube_http_request()");
     o->calls++;
     o->done = true;
@@ -739,6 +746,8 @@ static kube_req_t *refused = (kube_req_t *)1;
 static void on_done_at_shutdown(void *ud, const kube_result_t *res)
 {
     outcome_t *o = ud;
+    if (tearing_down)
+        return;
     o->calls++;
     o->cancelled = res->cancelled;
     if (victim)

@@ -1,0 +1,128 @@
+#include <criterion/criterion.h>
+
+#include "kube/decode.h"
+#include "kube/http.h"
+#include "kube/resources.h"
+#include "kube/writer.h"
+#include "testserver.h"
+#include "util/log.h"
+#include "util/metrics.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct ev_loop *loop;
+static testserver_t *srv;
+static kube_config_t cfg;
+static kube_http_t *http;
+static FILE *logsink;
+static char *logged;
+static size_t logged_len;
+
+static void setup(void)
+{
+    char err[256];
+    unsetenv("http_proxy");
+    unsetenv("all_proxy");
+    unsetenv("ALL_PROXY");
+    logsink = open_memstream(&logged, &logged_len);
+    log_setup(LOG_LEVEL_DEBUG, LOG_FORMAT_TEXT, logsink);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    srv = testserver_start();
+    cr_assert_not_null(srv);
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.source = strdup("test");
+    cfg.server = strdup(testserver_url(srv));
+    http = kube_http_new(loop, &cfg, err, sizeof(err));
+    cr_assert_not_null(http, "%s", err);
+}
+
+static void teardown(void)
+{
+    kube_http_free(http);
+    testserver_stop(srv);
+    ev_loop_destroy(loop);
+    kube_config_free(&cfg);
+    metrics_free_all();
+    log_setup(LOG_LEVEL_INFO, LOG_FORMAT_TEXT, NULL);
+    fclose(logsink);
+    free(logged);
+}
+
+TestSuite(writer, .init = setup, .fini = teardown, .timeout = 30);
+
+static kube_obj_t *a_pod(void)
+{
+    static const char json[] = "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"virt-launcher-a\","
+                               "\"namespace\":\"vms\",\"uid\":\"u-1\",\"resourceVersion\":\"7\"}}";
+    char err[128];
+    kube_obj_t *o = kube_decode_one(KUBE_KIND_POD, json, sizeof(json) - 1, err, sizeof(err));
+    cr_assert_not_null(o, "%s", err);
+    return o;
+}
+
+/* Runs the loop until n requests reached the server, or 5 s. */
+static bool run_until_requests(int n)
+{
+    for (int i = 0; i < 500 && testserver_nrequests(srv) < n; i++) {
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(10000);
+    }
+    return testserver_nrequests(srv) >= n;
+}
+
+static const char *logs(void)
+{
+    fflush(logsink);
+    return logged ? logged : "";
+}
+
+Test(writer, an_event_is_posted_as_one_json_document)
+{
+    testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 201);
+    kube_obj_t *pod = a_pod();
+    kube_event(http, pod, "Normal", "Migrating", "moving \"a\" to n2");
+    cr_assert(run_until_requests(1));
+    const testserver_request_t *q = testserver_request(srv, 0);
+    cr_expect_str_eq(q->method, "POST");
+    cr_expect_str_eq(q->target, "/api/v1/namespaces/vms/events");
+    const char *want[] = {"{\"apiVersion\":\"v1\",\"kind\":\"Event\",\"metadata\":{\"name\":"
+                          "\"virt-launcher-a.",
+                          "\"involvedObject\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"name\":"
+                          "\"virt-launcher-a\",\"namespace\":\"vms\",\"uid\":\"u-1\"}",
+                          "\"reason\":\"Migrating\",\"message\":\"moving \\\"a\\\" to n2\","
+                          "\"type\":\"Normal\"",
+                          "\"count\":1}"};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_expect_not_null(strstr(q->body, want[i]), "%s not in %s", want[i], q->body);
+    free(pod);
+}
+
+Test(writer, an_event_that_cannot_be_encoded_is_logged_not_sent)
+{
+    testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 201);
+    kube_obj_t *pod = a_pod();
+    kube_event(http, pod, "Warning", "Bad", "cut in the middle of \xc3");
+    kube_event(http, pod, "Normal", "Good", "fine");
+    cr_assert(run_until_requests(1));
+    run_until_requests(2); /* a second request would arrive meanwhile */
+    cr_expect_eq(testserver_nrequests(srv), 1);
+    cr_expect_not_null(strstr(testserver_request(srv, 0)->body, "\"reason\":\"Good\""));
+    cr_expect_not_null(strstr(logs(), "cannot encode an event"), "%s", logs());
+    free(pod);
+}
+
+Test(writer, a_write_ended_by_shutdown_is_not_logged_as_a_failure)
+{
+    testserver_delay(testserver_route(srv, "PATCH", "/api/v1/namespaces/vms/pods", 200), -1);
+    kube_req_t *r = kube_patch(http, kube_resource_of_kind(KUBE_KIND_POD), "vms", "a", NULL,
+                               "application/merge-patch+json", "{}", NULL, NULL);
+    cr_assert_not_null(r);
+    cr_assert(run_until_requests(1));
+    kube_http_free(http);
+    http = NULL;
+    cr_expect_null(strstr(logs(), "write failed"), "%s", logs());
+}
