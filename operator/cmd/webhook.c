@@ -1,5 +1,7 @@
 /*
- * cmd/webhook — see webhook.h.
+ * cmd/webhook — see webhook.h. Calls web/admission (the codec) and
+ * drain_controller_evict(); called by the HTTP server for
+ * /validate-eviction.
  */
 #include "cmd/webhook.h"
 #include "drain/controller.h"

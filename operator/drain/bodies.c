@@ -1,5 +1,6 @@
 /*
- * drain/bodies — see bodies.h.
+ * drain/bodies — see bodies.h. Pure text generation; calls util/jsongen and
+ * util/num; called by drain/writer.c.
  */
 #include "drain/bodies.h"
 #include "util/jsongen.h"

@@ -1,3 +1,9 @@
+/*
+ * drain/config — see config.h: the ConfigMap's feature-gates and migrations
+ * block, parsed all or nothing. Calls libyaml, util/quantity and
+ * kube/objects (the strategy names); called by drain/controller.c and the
+ * fuzz driver.
+ */
 #include "drain/config.h"
 #include "util/quantity.h"
 

@@ -6,6 +6,9 @@
  * and remember the end of a migration of ours for its node's reconcile to
  * report. Everything else happens from the work queue (drain/sync.c,
  * drain/dispatch.c), and every write goes through drain/writer.c.
+ *
+ * Calls kube/informer, kube/workqueue, drain/config, drain/planner and
+ * the controller's other rooms through drain/engine.h; called by cmd/run.c.
  */
 #include "drain/engine.h"
 #include "util/log.h"

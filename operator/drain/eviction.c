@@ -1,6 +1,8 @@
 /*
  * drain/eviction — see eviction.h. The decision table is in
- * docs/webhook.md; each branch below is one of its rows.
+ * docs/webhook.md; each branch below is one of its rows. Calls
+ * drain/reconcile.h (the in-flight rule), util/text and util/metrics;
+ * called by drain/evict.c, the webhook benchmark and the fuzz driver.
  */
 #include "drain/eviction.h"
 #include "drain/reconcile.h"

@@ -1,5 +1,6 @@
 /*
- * drain/history — see history.h.
+ * drain/history — see history.h. Calls util/num and util/timefmt; called
+ * by drain/reconcile.c only.
  */
 #include "drain/history.h"
 #include "util/num.h"

@@ -1,3 +1,8 @@
+/*
+ * drain/planner — see planner.h: the pacing queue. Pure (no I/O, no
+ * clock, no Kubernetes types); calls util/hmap; called by drain/sync.c,
+ * drain/dispatch.c and the pacing benchmark.
+ */
 #include "drain/planner.h"
 #include "util/hmap.h"
 

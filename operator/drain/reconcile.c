@@ -1,5 +1,6 @@
 /*
  * drain/reconcile — see reconcile.h. Pure: cache snapshot in, plan out.
+ * Calls drain/history and util/num; called by drain/sync.c and the tests.
  */
 #include "drain/history.h"
 #include "drain/reconcile.h"

@@ -1,5 +1,6 @@
 /*
- * util/num — see num.h.
+ * util/num — see num.h. Calls only libc; called wherever a number is read
+ * from the cluster (drain/history, drain/bodies).
  */
 #include "util/num.h"
 

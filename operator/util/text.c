@@ -1,5 +1,6 @@
 /*
- * util/text — see text.h.
+ * util/text — see text.h. Calls only libc; called by drain/eviction and
+ * web/admission.
  */
 #include "util/text.h"
 

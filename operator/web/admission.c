@@ -1,5 +1,6 @@
 /*
- * web/admission — see admission.h.
+ * web/admission — see admission.h. Calls util/jsongen, util/strutil,
+ * util/text, web/server and yajl; called by cmd/webhook.c.
  */
 #include "web/admission.h"
 #include "util/jsongen.h"
