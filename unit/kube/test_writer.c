@@ -52,7 +52,7 @@ static void teardown(void)
     free(logged);
 }
 
-TestSuite(writer, .init = setup, .fini = teardown, .timeout = 30);
+TestSuite(kube_writer, .init = setup, .fini = teardown, .timeout = 30);
 
 static kube_obj_t *a_pod(void)
 {
@@ -80,7 +80,7 @@ static const char *logs(void)
     return logged ? logged : "";
 }
 
-Test(writer, an_event_is_posted_as_one_json_document)
+Test(kube_writer, an_event_is_posted_as_one_json_document)
 {
     testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 201);
     kube_obj_t *pod = a_pod();
@@ -101,7 +101,7 @@ Test(writer, an_event_is_posted_as_one_json_document)
     free(pod);
 }
 
-Test(writer, an_event_that_cannot_be_encoded_is_logged_not_sent)
+Test(kube_writer, an_event_that_cannot_be_encoded_is_logged_not_sent)
 {
     testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 201);
     kube_obj_t *pod = a_pod();
@@ -115,7 +115,7 @@ Test(writer, an_event_that_cannot_be_encoded_is_logged_not_sent)
     free(pod);
 }
 
-Test(writer, a_write_ended_by_shutdown_is_not_logged_as_a_failure)
+Test(kube_writer, a_write_ended_by_shutdown_is_not_logged_as_a_failure)
 {
     testserver_delay(testserver_route(srv, "PATCH", "/api/v1/namespaces/vms/pods", 200), -1);
     kube_req_t *r = kube_patch(http, kube_resource_of_kind(KUBE_KIND_POD), "vms", "a", NULL,
