@@ -277,6 +277,9 @@ func (c *Controller) syncNodeVMI(ctx context.Context, key string) (time.Duration
 	if err := c.reportImageIDs(ctx, vmi); err != nil {
 		return 0, err
 	}
+	if err := c.releasePlacement(ctx, vmi); err != nil {
+		return 0, err
+	}
 	switch vmi.Status.Phase {
 	case "Scheduled":
 		return 0, c.startDomain(ctx, vmi)
@@ -335,6 +338,31 @@ func migratableOps(vmi *kubevirt.VMI, m kubevirt.Migratability) []jsonPatchOp {
 		}
 	}
 	return []jsonPatchOp{{"add", "/status/conditions/-", cond}}
+}
+
+// releasePlacement: once sim.vmdrain.io/target-unschedulable is gone from
+// a VMI created with it, every node gets the placement label the VMI's pods
+// require, so its migration targets can be scheduled.
+func (c *Controller) releasePlacement(ctx context.Context, vmi *kubevirt.VMI) error {
+	key := vmi.Annotations[PlacementAnnotation]
+	if key == "" || vmi.Annotations[TargetUnschedulableAnnotation] == "true" {
+		return nil
+	}
+	nodes, err := c.nodes.List(labels.Everything())
+	if err != nil {
+		return err
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{key: "true"}}})
+	for _, n := range nodes {
+		if n.Labels[key] == "true" || n.DeletionTimestamp != nil {
+			continue
+		}
+		if _, err := c.clients.Kube.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		c.log.Info("targets schedulable again", "vmi", vmi.Namespace+"/"+vmi.Name, "node", n.Name)
+	}
+	return nil
 }
 
 // reportImageIDs fills in what the kubelet reports and kwok leaves empty:

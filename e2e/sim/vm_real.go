@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
 	"vmdrain.io/e2e/kubevirt"
@@ -25,9 +28,11 @@ const ContainerDiskImage = "quay.io/containerdisks/fedora:latest"
 // places it and the node agent starts it. The VMI prefers vm.Node (a
 // preferred node affinity, weight 100, which migration target pods inherit
 // harmlessly: they never go back to the source); with the annotation
-// sim.vmdrain.io/target-unschedulable=true the affinity is required
-// instead, so no target pod of it can ever be scheduled (in real mode the
-// annotation takes effect at creation only). A PVC disk gets a
+// sim.vmdrain.io/target-unschedulable=true the VMI also requires a node
+// label of its own (PlacementLabel), which only its node carries until the
+// annotation goes: then the node agent puts it on every node, and target
+// pods can be scheduled again (by the real scheduler). Annotating a VMI
+// created without it has no effect in real mode. A PVC disk gets a
 // PersistentVolume bound to it, so the scheduler can place the pods.
 // It waits until the VMI is Running on vm.Node and returns it and its pod.
 func CreateVMReal(ctx context.Context, c Clients, vm VM, timeout time.Duration) (*kubevirt.VMI, *corev1.Pod, error) {
@@ -95,10 +100,18 @@ func CreateVMReal(ctx context.Context, c Clients, vm VM, timeout time.Duration) 
 	affinity := map[string]any{"preferredDuringSchedulingIgnoredDuringExecution": []any{
 		map[string]any{"weight": int64(100), "preference": term},
 	}}
+	placement := ""
 	if vm.Annotations[TargetUnschedulableAnnotation] == "true" {
-		affinity = map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{
-			"nodeSelectorTerms": []any{term},
-		}}
+		placement = PlacementLabel(vm.Namespace, vm.Name)
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{placement: "true"}}})
+		if _, err := c.Kube.CoreV1().Nodes().Patch(ctx, vm.Node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return nil, nil, err
+		}
+		affinity["requiredDuringSchedulingIgnoredDuringExecution"] = map[string]any{
+			"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{
+				"key": placement, "operator": "In", "values": []any{"true"},
+			}}}},
+		}
 	}
 	labels := map[string]any{}
 	for k, v := range vm.Labels {
@@ -107,6 +120,9 @@ func CreateVMReal(ctx context.Context, c Clients, vm VM, timeout time.Duration) 
 	annotations := map[string]any{}
 	for k, v := range vm.Annotations {
 		annotations[k] = v
+	}
+	if placement != "" {
+		annotations[PlacementAnnotation] = placement
 	}
 	spec := map[string]any{
 		"domain": map[string]any{
@@ -181,6 +197,16 @@ func CreateVMReal(ctx context.Context, c Clients, vm VM, timeout time.Duration) 
 		return vmi, pod, fmt.Errorf("VMI %s/%s was scheduled to %s, not %s", vm.Namespace, vm.Name, vmi.Status.NodeName, vm.Node)
 	}
 	return vmi, pod, nil
+}
+
+// PlacementAnnotation on a VMI names the node label its pods require
+// (real mode, sim.vmdrain.io/target-unschedulable).
+const PlacementAnnotation = "sim.vmdrain.io/placement-label"
+
+// PlacementLabel is the node label a VMI created with
+// sim.vmdrain.io/target-unschedulable=true requires in real mode.
+func PlacementLabel(ns, name string) string {
+	return fmt.Sprintf("sim.vmdrain.io/vm-%x", sha256.Sum256([]byte(ns+"/"+name)))[:len("sim.vmdrain.io/vm-")+16]
 }
 
 // ensurePV creates a PersistentVolume bound in advance to the claim
