@@ -232,12 +232,15 @@ func ensurePV(ctx context.Context, kube kubernetes.Interface, ns, claim string, 
 }
 
 // waitNodeSchedulable waits until the node agent has marked the node
-// schedulable for VMIs (launcher pods select kubevirt.io/schedulable=true).
+// schedulable for VMIs (launcher pods select kubevirt.io/schedulable=true
+// and request virt-handler's devices).
 func waitNodeSchedulable(ctx context.Context, kube kubernetes.Interface, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		node, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err == nil && node.Labels[SchedulableLabel] == "true" {
+		// kwok's node initialization may replace the resources the node
+		// agent advertised: wait until both the label and the devices are there.
+		if _, kvm := node.Status.Allocatable["devices.kubevirt.io/kvm"]; err == nil && node.Labels[SchedulableLabel] == "true" && kvm {
 			return nil
 		}
 		if time.Now().After(deadline) {
