@@ -203,8 +203,19 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// CreateVM creates a simulated VM and waits until its launcher pod runs.
+// Real reports whether the bed runs KubeVirt's real virt-controller and
+// virt-api (VMDRAIN_KUBEVIRT=real), the simulator only playing the node.
+func (b *Bed) Real() bool {
+	return b.Env["VMDRAIN_KUBEVIRT"] == "real"
+}
+
+// CreateVM creates a simulated VM and waits until its launcher pod runs. In
+// a real bed the VMI goes through KubeVirt's own virt-api and
+// virt-controller (sim.CreateVMReal) and this waits until it runs.
 func (b *Bed) CreateVM(ctx context.Context, vm sim.VM) (*kubevirt.VMI, *corev1.Pod, error) {
+	if b.Real() {
+		return sim.CreateVMReal(ctx, b.Clients(), vm, 2*time.Minute)
+	}
 	vmi, pod, err := sim.CreateVM(ctx, b.Clients(), vm)
 	if err != nil {
 		return nil, nil, err

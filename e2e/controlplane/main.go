@@ -1,5 +1,7 @@
 // Command controlplane builds the test bed's real binaries (kube-apiserver,
-// kubectl, etcd, kwok, helm) from Go modules into a version-keyed cache.
+// kube-scheduler, kube-controller-manager, kubectl, etcd, kwok, helm,
+// KubeVirt's virt-controller and virt-api) from Go modules into a
+// version-keyed cache.
 //
 // Each tool is built inside a throw-away wrapper module that requires the
 // tool's module, so the tool's dependency versions never meet those of any
@@ -9,6 +11,7 @@ package main
 
 import (
 	"bytes"
+	_ "embed"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,8 +19,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
+	"text/template"
 	"time"
 )
 
@@ -29,8 +35,12 @@ type tool struct {
 	ldflags func(version string) []string
 	// extra writes further files next to the binaries from the module's
 	// source directory; extraFiles names them for the cache check.
-	extra      func(modDir, dir string) error
+	extra      func(t tool, version, modDir, dir string) error
 	extraFiles []string
+	// wrapper returns the wrapper module's requirements and replaces
+	// beyond the tool's module itself (nil: none).
+	wrapper func(mod *goModFile, version string) (require [][2]string, replace [][3]string)
+	env     []string // extra environment of go commands
 }
 
 var tools = map[string]tool{
@@ -38,10 +48,31 @@ var tools = map[string]tool{
 		name:   "kube",
 		module: "k8s.io/kubernetes",
 		pkgs: map[string]string{
-			"kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
-			"kubectl":        "k8s.io/kubernetes/cmd/kubectl",
+			"kube-apiserver":          "k8s.io/kubernetes/cmd/kube-apiserver",
+			"kube-scheduler":          "k8s.io/kubernetes/cmd/kube-scheduler",
+			"kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+			"kubectl":                 "k8s.io/kubernetes/cmd/kubectl",
 		},
 		ldflags: kubeLDFlags,
+		wrapper: func(mod *goModFile, version string) ([][2]string, [][3]string) {
+			return nil, stagingReplaces(mod, version)
+		},
+	},
+	"kubevirt": {
+		name:   "kubevirt",
+		module: "kubevirt.io/kubevirt",
+		pkgs: map[string]string{
+			"virt-controller": "kubevirt.io/kubevirt/cmd/virt-controller",
+			"virt-api":        "kubevirt.io/kubevirt/cmd/virt-api",
+		},
+		ldflags:    kubevirtLDFlags,
+		wrapper:    kubevirtWrapper,
+		extra:      kubevirtManifests,
+		extraFiles: []string{"crds.yaml", "webhooks.yaml", "rbac.yaml"},
+		// The checksum database has no entry for a module KubeVirt requires
+		// (github.com/rhobs/operator-observability-toolkit); the module
+		// proxy serves it.
+		env: []string{"GONOSUMDB=github.com/rhobs"},
 	},
 	"etcd": {
 		name:   "etcd",
@@ -118,7 +149,7 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("controlplane: ")
 	cache := flag.String("cache", "", "cache directory (binaries go to <cache>/<tool>-<version>/)")
-	name := flag.String("tool", "", "kube, etcd, kwok or helm")
+	name := flag.String("tool", "", "kube, kubevirt, etcd, kwok or helm")
 	versions := flag.String("versions", "", "space-separated candidate versions, newest first; the first that builds with this Go wins")
 	flag.Parse()
 	t, ok := tools[*name]
@@ -156,16 +187,16 @@ func extras(t tool, version, dir string) error {
 	if !missing {
 		return nil
 	}
-	info, err := download(t.module + "@" + version)
+	info, err := download(t.module+"@"+version, t.env...)
 	if err != nil {
 		return err
 	}
-	return t.extra(info.Dir, dir)
+	return t.extra(t, version, info.Dir, dir)
 }
 
 func cached(dir string, t tool) bool {
 	for bin := range t.pkgs {
-		if st, err := os.Stat(filepath.Join(dir, bin)); err != nil || st.Mode()&0o111 == 0 {
+		if !executable(filepath.Join(dir, bin)) {
 			return false
 		}
 	}
@@ -174,7 +205,7 @@ func cached(dir string, t tool) bool {
 
 func build(t tool, version, dir string) error {
 	start := time.Now()
-	info, err := download(t.module + "@" + version)
+	info, err := download(t.module+"@"+version, t.env...)
 	if err != nil {
 		return err
 	}
@@ -199,22 +230,21 @@ func build(t tool, version, dir string) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-
-	var gomod bytes.Buffer
-	fmt.Fprintf(&gomod, "module vmdrain.io/e2e/controlplane/wrapper\n\ngo %s\n\nrequire %s %s\n", mod.Go, t.module, version)
-	for _, r := range stagingReplaces(mod, version) {
-		fmt.Fprintf(&gomod, "\nreplace %s => %s %s\n", r[0], r[1], r[2])
-	}
-	if err := os.WriteFile(filepath.Join(work, "go.mod"), gomod.Bytes(), 0o644); err != nil {
+	if err := writeWrapper(t, mod, version, work); err != nil {
 		return err
 	}
 	ldflags := strings.Join(append([]string{"-s", "-w"}, quote(t.ldflags(version))...), " ")
-	for bin, pkg := range t.pkgs {
+	for _, bin := range sortedKeys(t.pkgs) {
+		pkg := t.pkgs[bin]
+		if executable(filepath.Join(dir, bin)) {
+			continue // built before, by a builder that knew fewer binaries
+		}
+		binStart := time.Now()
 		log.Printf("building %s from %s@%s ...", bin, t.module, version)
 		tmp := filepath.Join(work, bin)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", tmp, pkg)
 		cmd.Dir = work
-		cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "CGO_ENABLED=0")
+		cmd.Env = append(append(os.Environ(), "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "CGO_ENABLED=0"), t.env...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("go build %s: %v", pkg, err)
@@ -223,9 +253,40 @@ func build(t tool, version, dir string) error {
 		if err := os.Rename(tmp, filepath.Join(dir, bin)); err != nil {
 			return err
 		}
+		log.Printf("built %s %s in %s", bin, version, time.Since(binStart).Round(time.Second))
 	}
 	log.Printf("built %s %s in %s", t.module, version, time.Since(start).Round(time.Second))
 	return nil
+}
+
+// writeWrapper writes the throw-away module that requires the tool's module.
+func writeWrapper(t tool, mod *goModFile, version, work string) error {
+	var gomod bytes.Buffer
+	fmt.Fprintf(&gomod, "module vmdrain.io/e2e/controlplane/wrapper\n\ngo %s\n\nrequire %s %s\n", mod.Go, t.module, version)
+	if t.wrapper != nil {
+		req, rep := t.wrapper(mod, version)
+		for _, r := range req {
+			fmt.Fprintf(&gomod, "\nrequire %s %s\n", r[0], r[1])
+		}
+		for _, r := range rep {
+			fmt.Fprintf(&gomod, "\nreplace %s => %s %s\n", r[0], r[1], r[2])
+		}
+	}
+	return os.WriteFile(filepath.Join(work, "go.mod"), gomod.Bytes(), 0o644)
+}
+
+func executable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // quote wraps -X values containing spaces so the linker flag parser keeps them whole.
@@ -261,9 +322,9 @@ func stagingReplaces(mod *goModFile, version string) [][3]string {
 	return out
 }
 
-func download(modVersion string) (*modInfo, error) {
+func download(modVersion string, env ...string) (*modInfo, error) {
 	cmd := exec.Command("go", "mod", "download", "-json", modVersion)
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod")
+	cmd.Env = append(append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod"), env...)
 	cmd.Stderr = os.Stderr
 	cmd.Dir = os.TempDir()
 	out, err := cmd.Output()
@@ -317,7 +378,7 @@ func compareVersions(a, b string) int {
 // (node: initialize + heartbeat; pod: ready, complete, delete), so that nodes
 // become Ready, pods on them Running, and every deletion, graceful or not,
 // completes.
-func kwokStages(modDir, dir string) error {
+func kwokStages(_ tool, _, modDir, dir string) error {
 	var out bytes.Buffer
 	for _, f := range []string{
 		"kustomize/stage/node/fast/node-initialize.yaml",
@@ -349,4 +410,110 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+func kubevirtLDFlags(v string) []string {
+	pkg := "kubevirt.io/client-go/version."
+	return []string{
+		"-X", pkg + "gitVersion=" + v,
+		"-X", pkg + "gitCommit=0000000000000000000000000000000000000000",
+		"-X", pkg + "gitTreeState=clean",
+		"-X", pkg + "buildDate=" + time.Now().UTC().Format("2006-01-02T15:04:05Z"),
+	}
+}
+
+// kubevirtWrapper: KubeVirt's go.mod replaces its staging modules
+// (kubevirt.io/api, kubevirt.io/client-go) with local paths and pins many
+// modules with replaces. The wrapper requires the published staging modules
+// of the same version and copies every replace that names a version (a
+// replace in a dependency's go.mod has no effect of its own).
+func kubevirtWrapper(mod *goModFile, version string) ([][2]string, [][3]string) {
+	var req [][2]string
+	var rep [][3]string
+	for _, r := range mod.Replace {
+		if r.New.Version == "" {
+			if strings.HasPrefix(r.New.Path, "./") || strings.HasPrefix(r.New.Path, "../") {
+				req = append(req, [2]string{r.Old.Path, version})
+			}
+			continue
+		}
+		old := r.Old.Path
+		if r.Old.Version != "" {
+			old += " " + r.Old.Version
+		}
+		rep = append(rep, [3]string{old, r.New.Path, r.New.Version})
+	}
+	return req, rep
+}
+
+//go:embed kubevirt_manifests.go.tmpl
+var kubevirtManifestsSource string
+
+var (
+	crdFuncRE        = regexp.MustCompile(`(?m)^func (New\w+Crd)\(\) \(\*extv1\.CustomResourceDefinition, error\)`)
+	controllerRBACRE = regexp.MustCompile(`(?m)^func GetAllController\(namespace string, \w+ bool\)`)
+)
+
+// kubevirtManifests writes crds.yaml, webhooks.yaml and rbac.yaml, generated
+// by KubeVirt's own code (the functions virt-operator installs them with),
+// by a program run in the same wrapper module as the binaries.
+func kubevirtManifests(t tool, version, modDir, dir string) error {
+	start := time.Now()
+	gen := filepath.Join(modDir, "pkg/virt-operator/resource/generate")
+	crds, err := os.ReadFile(filepath.Join(gen, "components/crds.go"))
+	if err != nil {
+		return err
+	}
+	var data struct {
+		CRDFuncs       []string
+		ControllerArgs string
+	}
+	for _, m := range crdFuncRE.FindAllSubmatch(crds, -1) {
+		data.CRDFuncs = append(data.CRDFuncs, string(m[1]))
+	}
+	if len(data.CRDFuncs) == 0 {
+		return fmt.Errorf("no New*Crd functions in %s/components/crds.go", gen)
+	}
+	ctl, err := os.ReadFile(filepath.Join(gen, "rbac/controller.go"))
+	if err != nil {
+		return err
+	}
+	data.ControllerArgs = "*ns"
+	if controllerRBACRE.Match(ctl) {
+		data.ControllerArgs = "*ns, true" // include the NetworkAttachmentDefinition rules (the default)
+	}
+	var src bytes.Buffer
+	if err := template.Must(template.New("gen").Parse(kubevirtManifestsSource)).Execute(&src, data); err != nil {
+		return err
+	}
+
+	info, err := download(t.module+"@"+version, t.env...)
+	if err != nil {
+		return err
+	}
+	mod, err := readGoMod(info.GoMod)
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(dir, ".build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if err := writeWrapper(t, mod, version, work); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(work, "main.go"), src.Bytes(), 0o644); err != nil {
+		return err
+	}
+	log.Printf("generating KubeVirt %s manifests (%d CRDs, webhooks, RBAC) ...", version, len(data.CRDFuncs))
+	cmd := exec.Command("go", "run", "-trimpath", ".", "-out", dir, "-namespace", "kubevirt")
+	cmd.Dir = work
+	cmd.Env = append(append(os.Environ(), "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "CGO_ENABLED=0"), t.env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("generate manifests: %v", err)
+	}
+	log.Printf("generated KubeVirt %s manifests in %s", version, time.Since(start).Round(time.Second))
+	return nil
 }

@@ -154,6 +154,10 @@ type VMIStatus struct {
 	MigrationMethod string            `json:"migrationMethod,omitempty"`
 	MigrationState  *MigrationState   `json:"migrationState,omitempty"`
 	ActivePods      map[string]string `json:"activePods,omitempty"`
+	// EvacuationNodeName is set by virt-api's eviction interceptor: the
+	// node the VMI is to leave (real KubeVirt only).
+	EvacuationNodeName string `json:"evacuationNodeName,omitempty"`
+	SelinuxContext     string `json:"selinuxContext,omitempty"`
 }
 
 type Condition struct {
@@ -180,6 +184,24 @@ type MigrationState struct {
 	FailureReason       string       `json:"failureReason,omitempty"`
 	Mode                string       `json:"mode,omitempty"`
 	MigrationPolicyName string       `json:"migrationPolicyName,omitempty"`
+
+	// Written by the real virt-controller and (played by the simulator's
+	// node agent) virt-handler.
+	TargetNodeAddress              string                  `json:"targetNodeAddress,omitempty"`
+	TargetNodeDomainDetected       bool                    `json:"targetNodeDomainDetected,omitempty"`
+	TargetNodeDomainReadyTimestamp *metav1.Time            `json:"targetNodeDomainReadyTimestamp,omitempty"`
+	MigrationConfiguration         *MigrationConfiguration `json:"migrationConfiguration,omitempty"`
+}
+
+// MigrationConfiguration is the part of KubeVirt's migration configuration
+// (the KubeVirt CR's, under a matching MigrationPolicy) virt-controller
+// copies into the VMI's migrationState.
+type MigrationConfiguration struct {
+	BandwidthPerMigration   *resource.Quantity `json:"bandwidthPerMigration,omitempty"`
+	CompletionTimeoutPerGiB *int64             `json:"completionTimeoutPerGiB,omitempty"`
+	ProgressTimeout         *int64             `json:"progressTimeout,omitempty"`
+	AllowAutoConverge       *bool              `json:"allowAutoConverge,omitempty"`
+	AllowPostCopy           *bool              `json:"allowPostCopy,omitempty"`
 }
 
 // Migration is a VirtualMachineInstanceMigration.

@@ -157,7 +157,10 @@ func createPods(t *testing.T, b *bed.Bed, ns string, from, n int) {
 			pod := &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%05d", i), Namespace: ns,
 					Labels: map[string]string{"kubevirt.io": "virt-launcher"}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "none"}}},
+				// No scheduler serves this name: the pods stay Pending, also
+				// in a bed with kube-scheduler, and fill no node.
+				Spec: corev1.PodSpec{SchedulerName: "vmdrain-e2e-none",
+					Containers: []corev1.Container{{Name: "c", Image: "none"}}},
 			}
 			if _, err := b.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 				errs <- err

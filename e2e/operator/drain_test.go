@@ -182,8 +182,10 @@ func TestAdminCordonStays(t *testing.T) {
 	if _, ok := node.Annotations["vmdrain.io/cordoned-by"]; ok {
 		t.Error("vmdrain claims a cordon it did not make")
 	}
-	if vmiNode(t, b, ns, "a") != n[1] {
-		t.Error("the VMI did not move")
+	// the simulator picks the group's other node; real KubeVirt's target
+	// pod may land on any node the scheduler likes
+	if where := vmiNode(t, b, ns, "a"); where == n[0] || !b.Real() && where != n[1] {
+		t.Errorf("the VMI did not move to %s (it is on %s)", n[1], where)
 	}
 	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
 	node = waitNode(t, b, n[0], time.Minute, "state Completed", stateIs("Completed"))
@@ -303,8 +305,8 @@ func TestConfigEditTakesEffect(t *testing.T) {
 	}
 	setConfig(t, b, "DataVolumes,LiveMigration", "parallelMigrationsPerCluster: 3\n")
 	waitNode(t, b, n[0], time.Minute, "state Drained", stateIs("Drained"))
-	if vmiNode(t, b, ns, "a") != n[1] {
-		t.Error("the VMI did not move after the gate was enabled")
+	if where := vmiNode(t, b, ns, "a"); where == n[0] || !b.Real() && where != n[1] {
+		t.Errorf("the VMI did not move after the gate was enabled (it is on %s)", where)
 	}
 	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
 	if err := p.terminate(15 * time.Second); err != nil {

@@ -1,9 +1,11 @@
-// Package sim simulates the parts of KubeVirt that vmdrain talks to: it plays
-// virt-controller and virt-handler for VirtualMachineInstanceMigrations, keeps
-// each VMI's LiveMigratable condition current, and stands in for the few
-// kube-controller-manager duties the bed needs (default service accounts,
-// deleting the pods of a deleted VMI, lifting the not-ready taint of Ready
-// nodes). It never starts a migration itself.
+// Package sim simulates the parts of KubeVirt that vmdrain talks to. In its
+// full mode it plays virt-controller and virt-handler for
+// VirtualMachineInstanceMigrations, keeps each VMI's LiveMigratable condition
+// current, and stands in for the few kube-controller-manager duties the bed
+// needs (default service accounts, deleting the pods of a deleted VMI,
+// lifting the not-ready taint of Ready nodes); it never starts a migration
+// itself. In node mode (node.go) it plays only virt-handler and
+// virt-launcher, beside KubeVirt's real virt-controller and virt-api.
 package sim
 
 import (
@@ -43,6 +45,9 @@ type Config struct {
 	// ProgressTimeout aborts a transfer that makes no progress this long.
 	ProgressTimeout time.Duration
 	Workers         int
+	// Mode "node" plays only virt-handler and virt-launcher, beside KubeVirt's
+	// real virt-controller and virt-api; "" (or "all") plays all of KubeVirt.
+	Mode string
 }
 
 // Controller is the simulator.
@@ -70,6 +75,8 @@ type Controller struct {
 
 	ready sync.Once
 	up    chan struct{}
+
+	nodeSeen *nodeState // node mode
 }
 
 // New wires informers and work queues; Run starts them.
@@ -98,6 +105,9 @@ func rateLimiter() workqueue.TypedRateLimiter[string] {
 
 // Run starts the informers and workers and blocks until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
+	if c.cfg.Mode == "node" {
+		return c.runNode(ctx)
+	}
 	core := informers.NewSharedInformerFactory(c.clients.Kube, 0)
 	launchers := informers.NewSharedInformerFactoryWithOptions(c.clients.Kube, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {

@@ -36,6 +36,10 @@ const (
 type Clients struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
+	// Handler and HandlerKube act as virt-handler's service account (node
+	// mode): virt-api accepts VMI status changes only from KubeVirt's own.
+	Handler     dynamic.Interface
+	HandlerKube kubernetes.Interface
 }
 
 // Disk kinds for a simulated VM.

@@ -3,6 +3,9 @@
 //	sim run [flags]              run the simulator until SIGTERM
 //	sim vm create [flags]        create a simulated VM (VMI + virt-launcher pod)
 //	sim free-ports N             print N free TCP ports (one a line)
+//	sim webhooks --in F --url U --ca F
+//	                             print KubeVirt's webhook configurations
+//	                             pointed at virt-api on U
 //
 // Every subcommand reads the cluster from --kubeconfig or $KUBECONFIG.
 package main
@@ -45,6 +48,8 @@ func main() {
 		err = createVM(os.Args[3:])
 	case "free-ports":
 		err = freePorts(os.Args[2:])
+	case "webhooks":
+		err = webhooks(os.Args[2:])
 	default:
 		usage()
 	}
@@ -55,7 +60,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: sim run [flags] | sim vm create [flags] | sim free-ports N")
+	fmt.Fprintln(os.Stderr, "usage: sim run [flags] | sim vm create [flags] | sim free-ports N | sim webhooks [flags]")
 	os.Exit(2)
 }
 
@@ -94,7 +99,12 @@ func run(args []string) error {
 	step := fs.Duration("step-delay", time.Second, "simulated time spent in each of Scheduled, PreparingTarget, TargetReady")
 	health := fs.String("health-addr", "127.0.0.1:0", "serve /healthz here")
 	verbose := fs.Bool("v", false, "log every phase change")
+	mode := fs.String("mode", "all", "all: play all of KubeVirt; node: only virt-handler and virt-launcher, beside the real virt-controller and virt-api")
+	handlerKubeconfig := fs.String("handler-kubeconfig", "", "kubeconfig of virt-handler's identity (node mode)")
 	fs.Parse(args)
+	if *mode != "all" && *mode != "node" {
+		return fmt.Errorf("--mode %q: want all or node", *mode)
+	}
 
 	level := slog.LevelInfo
 	if *verbose {
@@ -109,11 +119,22 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *mode == "node" {
+		if *handlerKubeconfig == "" {
+			return errors.New("--mode node needs --handler-kubeconfig")
+		}
+		h, err := clients(*handlerKubeconfig)
+		if err != nil {
+			return err
+		}
+		c.Handler, c.HandlerKube = h.Dynamic, h.Kube
+	}
 	ctl := sim.New(c, sim.Config{
 		TimeScale:       *scale,
 		StepDelay:       *step,
 		Defaults:        kubevirt.MigrationSettings{Bandwidth: bw, CompletionTimeoutPerGiB: *perGiB},
 		ProgressTimeout: *progress,
+		Mode:            *mode,
 	}, log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -172,6 +193,15 @@ func createVM(args []string) error {
 		return err
 	}
 	ctx := context.Background()
+	if os.Getenv("VMDRAIN_KUBEVIRT") == "real" {
+		// KubeVirt's virt-controller creates the pod; this waits for the VMI to run.
+		vmi, pod, err := sim.CreateVMReal(ctx, c, vm, 2*time.Minute)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("virtualmachineinstance/%s created on %s (pod %s, real KubeVirt)\n", vmi.Name, vmi.Status.NodeName, pod.Name)
+		return nil
+	}
 	vmi, pod, err := sim.CreateVM(ctx, c, vm)
 	if err != nil {
 		return err
@@ -216,4 +246,29 @@ func freePorts(args []string) error {
 		fmt.Println(l.Addr().(*net.TCPAddr).Port)
 	}
 	return nil
+}
+
+func webhooks(args []string) error {
+	fs := flag.NewFlagSet("webhooks", flag.ExitOnError)
+	in := fs.String("in", "", "webhook configurations (YAML) as virt-operator installs them")
+	url := fs.String("url", "", "virt-api's base URL")
+	ca := fs.String("ca", "", "PEM file of the CA that signed virt-api's serving certificate")
+	fs.Parse(args)
+	if *in == "" || *url == "" || *ca == "" {
+		return errors.New("webhooks: --in, --url and --ca are required")
+	}
+	data, err := os.ReadFile(*in)
+	if err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(*ca)
+	if err != nil {
+		return err
+	}
+	out, err := sim.RewriteWebhooks(data, *url, pem)
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
+	return err
 }
