@@ -8,7 +8,7 @@
 
 Test(strutil, set_err_formats_cuts_and_tolerates_no_buffer)
 {
-    char err[8] = "xxxxxxx";
+    char err[8] = "#######"; /* stale text the call must overwrite */
     util_set_err(err, sizeof(err), "%s %d", "abc", 12345);
     cr_expect_str_eq(err, "abc 123");
     util_set_err(NULL, 10, "%s", "ignored");
