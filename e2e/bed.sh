@@ -407,7 +407,7 @@ cmd_up() {
 		"$kubectl" apply -f "$E2E/fixtures/kubevirt-crds.yaml" >&2
 		"$kubectl" wait --for condition=Established --timeout 60s \
 			crd/virtualmachineinstances.kubevirt.io crd/virtualmachineinstancemigrations.kubevirt.io \
-			crd/migrationpolicies.migrations.kubevirt.io >&2
+			crd/migrationpolicies.migrations.kubevirt.io crd/kubevirts.kubevirt.io >&2
 	fi
 	flock -u "$plock"
 	exec {plock}>&-

@@ -74,6 +74,13 @@ static void fuzz_mix_obj(struct fuzz_trace *t, kube_obj_t *o)
         fuzz_mix_str(t, vmi->migratable_message);
         fuzz_mix_str(t, vmi->migration.target_pod);
         fuzz_mix(t, &vmi->guest_memory, sizeof(vmi->guest_memory));
+        fuzz_mix_str(t, vmi->evacuation_node);
+    }
+    if (kube_obj_as_kubevirt(o)) {
+        const kube_kubevirt_t *kv = kube_obj_as_kubevirt(o);
+        fuzz_mix_str(t, kv->node_drain_taint_key);
+        fuzz_mix_str(t, kv->phase);
+        fuzz_mix(t, &kv->bandwidth_per_migration, sizeof(kv->bandwidth_per_migration));
     }
     if (kube_obj_as_migration(o))
         fuzz_mix_str(t, kube_obj_as_migration(o)->vmi_name);

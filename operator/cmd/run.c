@@ -28,6 +28,7 @@
 
 typedef struct run_flags {
     char ns[254], name[254];
+    char kv_ns[254], kv_name[254]; /* --kubevirt; "" when not given */
     const char *cert, *key, *listen, *metrics_listen;
     kube_http_opts_t http; /* the request rate limit */
 } run_flags_t;
@@ -73,8 +74,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &r->poll);
 }
 
-static bool ready(void *ud)
+static bool ready(void *ud, char *note, size_t n)
 {
+    drain_controller_warning(ud, note, n);
     return drain_controller_ready(ud);
 }
 
@@ -89,6 +91,9 @@ static void usage(FILE *out)
         "\n"
         "  --config NAMESPACE/NAME  ConfigMap with feature-gates and migrations\n"
         "                           (KubeVirt's kubevirt-config format, see README)\n"
+        "  --kubevirt NAMESPACE/NAME  the KubeVirt CR: its limits, timeouts and eviction\n"
+        "                           strategy apply where the ConfigMap sets none, and its\n"
+        "                           nodeDrainTaintKey tells what KubeVirt acts on\n"
         "  --tls-cert FILE          webhook certificate (PEM, reloaded when it changes)\n"
         "  --tls-key FILE           webhook private key (PEM)\n"
         "  --listen ADDR            webhook HTTPS address (default :8443)\n"
@@ -100,18 +105,20 @@ static void usage(FILE *out)
         "                           (default 100)\n");
 }
 
-/* Parses --config NAMESPACE/NAME into f. Returns 0 or -1 (message printed). */
-static int parse_config_ref(const char *arg, run_flags_t *f)
+/* Parses flag's NAMESPACE/NAME into ns and name (254 bytes each).
+ * Returns 0 or -1 (message printed). */
+static int parse_object_ref(const char *flag, const char *arg, char *ns, char *name)
 {
+    const size_t max = sizeof(((run_flags_t *)0)->ns);
     const char *slash = strchr(arg, '/');
     if (!slash || slash == arg || !slash[1] || strchr(slash + 1, '/') ||
-        (size_t)(slash - arg) >= sizeof(f->ns) || strlen(slash + 1) >= sizeof(f->name)) {
-        fprintf(stderr, "vmdrain: --config wants NAMESPACE/NAME, not '%s'\n", arg);
+        (size_t)(slash - arg) >= max || strlen(slash + 1) >= max) {
+        fprintf(stderr, "vmdrain: %s wants NAMESPACE/NAME, not '%s'\n", flag, arg);
         return -1;
     }
-    memcpy(f->ns, arg, (size_t)(slash - arg));
-    f->ns[slash - arg] = '\0';
-    snprintf(f->name, sizeof(f->name), "%s", slash + 1);
+    memcpy(ns, arg, (size_t)(slash - arg));
+    ns[slash - arg] = '\0';
+    snprintf(name, max, "%s", slash + 1);
     return 0;
 }
 
@@ -137,7 +144,9 @@ static int take_flag(int opt, const char *arg, run_flags_t *f)
 
     switch (opt) {
     case 'c':
-        return parse_config_ref(arg, f);
+        return parse_object_ref("--config", arg, f->ns, f->name);
+    case 'k':
+        return parse_object_ref("--kubevirt", arg, f->kv_ns, f->kv_name);
     case 'C':
         f->cert = arg;
         return 0;
@@ -171,6 +180,7 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
 {
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
+        {"kubevirt", required_argument, NULL, 'k'},
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
         {"listen", required_argument, NULL, 'L'},
@@ -185,7 +195,7 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
     *f =
         (run_flags_t){.listen = ":8443", .metrics_listen = ":8080", .http = KUBE_HTTP_OPTS_DEFAULT};
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "+:c:C:K:L:M:Q:B:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:c:k:C:K:L:M:Q:B:h", options, NULL)) != -1) {
         if (opt == 'h') {
             usage(stdout);
             return 0;
@@ -291,7 +301,10 @@ int cmd_run_main(kube_config_t *cfg, int argc, char **argv)
         log_error("cannot set up the API client", "error", err);
         return 1;
     }
-    drain_controller_opts_t o = {.config_ns = f.ns, .config_name = f.name};
+    drain_controller_opts_t o = {.config_ns = f.ns,
+                                 .config_name = f.name,
+                                 .kubevirt_ns = f.kv_ns,
+                                 .kubevirt_name = f.kv_name};
     r.ctl = drain_controller_new(loop, http, &o);
     if (!r.ctl) {
         log_error("cannot create the controller: out of memory");

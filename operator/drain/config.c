@@ -1,6 +1,6 @@
 /*
  * drain/config — see config.h: the ConfigMap's feature-gates and migrations
- * block, parsed all or nothing. Calls libyaml, util/quantity and
+ * block, parsed all or nothing, and the rules of every key. Calls libyaml, util/quantity and
  * kube/objects (the strategy names); called by drain/controller.c and the
  * fuzz driver.
  */
@@ -71,6 +71,35 @@ static int parse_int(const char *key, const char *v, int min, int max, int *out,
     return 0;
 }
 
+bool drain_config_valid_taint_key(const char *v)
+{
+    size_t n = strlen(v);
+    return n > 0 && n <= DRAIN_TAINT_KEY_MAX &&
+           strspn(v, "abcdefghijklmnopqrstuvwxyz"
+                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789-_./") == n;
+}
+
+/* The DRAIN_CFG_* bit of a key that another source may set instead. */
+static unsigned key_bit(const char *key)
+{
+    static const struct {
+        const char *key;
+        unsigned bit;
+    } bits[] = {
+        {"parallelMigrationsPerCluster", DRAIN_CFG_PARALLEL},
+        {"parallelOutboundMigrationsPerNode", DRAIN_CFG_OUTBOUND},
+        {"bandwidthPerMigration", DRAIN_CFG_BANDWIDTH},
+        {"completionTimeoutPerGiB", DRAIN_CFG_COMPLETION},
+        {"progressTimeout", DRAIN_CFG_PROGRESS},
+        {"evictionStrategy", DRAIN_CFG_EVICTION},
+    };
+    for (size_t i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+        if (strcmp(key, bits[i].key) == 0)
+            return bits[i].bit;
+    return 0;
+}
+
 /* Applies one key of the migrations block to c. */
 static int apply_key(drain_config_t *c, const char *key, const char *v, char *err, size_t errlen)
 {
@@ -95,15 +124,11 @@ static int apply_key(drain_config_t *c, const char *key, const char *v, char *er
         return 0;
     }
     if (strcmp(key, "nodeDrainTaintKey") == 0) {
-        size_t n = strlen(v);
-        if (n == 0 || n > DRAIN_TAINT_KEY_MAX ||
-            strspn(v, "abcdefghijklmnopqrstuvwxyz"
-                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                      "0123456789-_./") != n) {
+        if (!drain_config_valid_taint_key(v)) {
             snprintf(err, errlen, "migrations: %s: \"%.64s\" is not a valid taint key", key, v);
             return -1;
         }
-        memcpy(c->node_drain_taint_key, v, n + 1);
+        snprintf(c->node_drain_taint_key, sizeof(c->node_drain_taint_key), "%s", v);
         return 0;
     }
     if (strcmp(key, "evictionStrategy") == 0) {
@@ -146,6 +171,15 @@ static int apply_key(drain_config_t *c, const char *key, const char *v, char *er
     return -1;
 }
 
+int drain_config_apply_key(drain_config_t *c, const char *key, const char *value, char *err,
+                           size_t errlen)
+{
+    if (apply_key(c, key, value, err, errlen) < 0)
+        return -1;
+    c->set |= key_bit(key);
+    return 0;
+}
+
 /* Walks the root mapping of the migrations document. */
 static int apply_document(drain_config_t *c, yaml_document_t *doc, char *err, size_t errlen)
 {
@@ -179,7 +213,7 @@ static int apply_document(drain_config_t *c, yaml_document_t *doc, char *err, si
             snprintf(err, errlen, "migrations: %.64s: value contains a NUL byte", key);
             return -1;
         }
-        if (apply_key(c, key, (const char *)v->data.scalar.value, err, errlen) < 0)
+        if (drain_config_apply_key(c, key, (const char *)v->data.scalar.value, err, errlen) < 0)
             return -1;
     }
     return 0;
@@ -195,6 +229,8 @@ int drain_config_parse(const char *feature_gates, const char *migrations, drain_
 
     drain_config_defaults(&c);
     c.live_migration_enabled = has_live_migration_gate(feature_gates);
+    if (feature_gates)
+        c.set |= DRAIN_CFG_GATES;
     if (!migrations || !*migrations)
         goto out_ok;
     size_t len = strlen(migrations);

@@ -32,6 +32,18 @@ typedef enum uncordon_policy {
     UNCORDON_ON_COMPLETION,
 } uncordon_policy_t;
 
+/* The keys a source may leave to another (drain_config_merge): one bit
+ * each in drain_config_t.set. */
+enum {
+    DRAIN_CFG_GATES = 1u << 0,
+    DRAIN_CFG_PARALLEL = 1u << 1,
+    DRAIN_CFG_OUTBOUND = 1u << 2,
+    DRAIN_CFG_BANDWIDTH = 1u << 3,
+    DRAIN_CFG_COMPLETION = 1u << 4,
+    DRAIN_CFG_PROGRESS = 1u << 5,
+    DRAIN_CFG_EVICTION = 1u << 6,
+};
+
 typedef struct drain_config {
     bool live_migration_enabled; /* "LiveMigration" in feature-gates */
     int parallel_migrations_per_cluster;
@@ -50,6 +62,12 @@ typedef struct drain_config {
      * External (the hand-off KubeVirt offers: its own controllers leave
      * them alone) instead of leaving them to another component */
     bool evacuate_external;
+    /* DRAIN_CFG_* bits of the keys its source set (the rest are defaults) */
+    unsigned set;
+    /* KubeVirt's own configuration (drain/kubevirt.h): whether the KubeVirt
+     * CR was read, and the taint its evacuation controller acts on */
+    bool kubevirt_seen;
+    char kubevirt_taint_key[DRAIN_TAINT_KEY_MAX + 1];
 } drain_config_t;
 
 /* The defaults (docs/architecture.md, "Configuration"). */
@@ -60,6 +78,15 @@ void drain_config_defaults(drain_config_t *c);
  * key and the value in err; out is then left untouched. */
 int drain_config_parse(const char *feature_gates, const char *migrations, drain_config_t *out,
                        char *err, size_t errlen);
+
+/* Applies one key of the migrations block (the same rules for every
+ * source): 0, or -1 with a message naming the key and the value. */
+int drain_config_apply_key(drain_config_t *c, const char *key, const char *value, char *err,
+                           size_t errlen);
+
+/* Whether s is a valid taint key (a qualified name of at most
+ * DRAIN_TAINT_KEY_MAX bytes). */
+bool drain_config_valid_taint_key(const char *s);
 
 /* One line describing c, for the log. */
 int drain_config_describe(const drain_config_t *c, char *out, size_t outlen);

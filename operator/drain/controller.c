@@ -1,6 +1,7 @@
 /*
  * drain/controller — the engine's lifecycle: informers and their indexes,
- * the watch handlers, the configuration ConfigMap, start and stop.
+ * the watch handlers, start and stop (the configuration's handlers are in
+ * drain/sources.c).
  *
  * Watch handlers write nothing: they queue the nodes a change concerns,
  * and remember the end of a migration of ours for its node's reconcile to
@@ -151,68 +152,13 @@ static int enqueue_node(void *ud, const kube_obj_t *obj)
     drain__enqueue(ud, obj->name);
     return 0;
 }
-
-/* --- configuration ------------------------------------------------------------------ */
-
-/* Applies a ConfigMap: all or nothing; an invalid one keeps the last good
- * configuration in force and says why. */
-static void config_changed(void *ud, const kube_obj_t *obj)
+void drain__on_synced(void *ud)
 {
     drain_controller_t *c = ud;
-    const kube_configmap_t *cm = kube_obj_as_configmap(obj);
-    drain_config_t next;
-    char err[512], desc[768];
-
-    if (drain_config_parse(kube_configmap_get(cm, "feature-gates"),
-                           kube_configmap_get(cm, "migrations"), &next, err, sizeof(err)) < 0) {
-        log_error("invalid configuration, keeping the last good one", "configmap", c->cfg_name,
-                  "namespace", c->cfg_ns, "error", err);
-        drain__write_event(c, obj, "Warning", "InvalidConfiguration", err);
-        return;
-    }
-    c->cfg = next;
-    c->cfg_seen = true;
-    drain_config_describe(&c->cfg, desc, sizeof(desc));
-    log_info("configuration applied", "configmap", c->cfg_name, "namespace", c->cfg_ns, "config",
-             desc);
-    if (!c->cfg.live_migration_enabled)
-        log_warn("the LiveMigration feature gate is not in feature-gates: nothing will be "
-                 "migrated",
-                 "configmap", c->cfg_name);
-    planner_set_limits(c->planner, c->cfg.parallel_migrations_per_cluster,
-                       c->cfg.parallel_outbound_per_node);
-    /* new limits or rules: every node is looked at again, and a raised
-     * limit starts more migrations at the end of that batch */
-    if (c->ready) {
-        drain__write_policy(c);
-        informer_foreach(c->nodes, enqueue_node, c);
-    }
-}
-
-static void config_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
-{
-    (void)old;
-    config_changed(ud, obj);
-}
-
-static void config_deleted(void *ud, const kube_obj_t *obj)
-{
-    drain_controller_t *c = ud;
-    (void)obj;
-    log_warn("configuration ConfigMap deleted; the last good configuration stays", "configmap",
-             c->cfg_name, "namespace", c->cfg_ns);
-}
-
-static void on_synced(void *ud)
-{
-    drain_controller_t *c = ud;
-    if (++c->synced < 5)
+    if (++c->synced < c->n_informers)
         return;
     c->ready = true;
-    if (!c->cfg_seen)
-        log_warn("configuration ConfigMap not found: the LiveMigration feature gate counts as "
-                 "off, nothing will be migrated",
-                 "configmap", c->cfg_name, "namespace", c->cfg_ns);
+    drain__sources_synced(c);
     log_info("caches synced, reconciling", "nodes", "all");
     drain__write_policy(c);
     informer_foreach(c->nodes, enqueue_node, c);
@@ -238,34 +184,41 @@ static informer_t *make_informer(drain_controller_t *c, kube_kind_t kind, const 
     return informer_new(c->http, c->loop, &o, h, c);
 }
 
-/* The five informers and their indexes. Returns 0 or -1 (memory). */
+/* The informers (five, six with the KubeVirt CR) and their indexes.
+ * Returns 0 or -1 (memory). */
 static int make_informers(drain_controller_t *c, const drain_controller_opts_t *opts)
 {
     static const informer_handlers_t hn = {.on_add = node_changed,
                                            .on_update = node_updated,
                                            .on_delete = node_changed,
-                                           .on_synced = on_synced};
+                                           .on_synced = drain__on_synced};
     static const informer_handlers_t hv = {.on_add = vmi_changed,
                                            .on_update = vmi_updated,
                                            .on_delete = vmi_changed,
-                                           .on_synced = on_synced};
+                                           .on_synced = drain__on_synced};
     static const informer_handlers_t hm = {.on_add = mig_changed,
                                            .on_update = mig_updated,
                                            .on_delete = mig_deleted,
-                                           .on_synced = on_synced};
-    static const informer_handlers_t hc = {.on_add = config_changed,
-                                           .on_update = config_updated,
-                                           .on_delete = config_deleted,
-                                           .on_synced = on_synced};
-    static const informer_handlers_t hp = {.on_synced = on_synced};
+                                           .on_synced = drain__on_synced};
+    static const informer_handlers_t hp = {.on_synced = drain__on_synced};
     char selector[320];
 
     snprintf(selector, sizeof(selector), "metadata.name=%s", opts->config_name);
     c->nodes = make_informer(c, KUBE_KIND_NODE, NULL, NULL, NULL, &hn);
     c->vmis = make_informer(c, KUBE_KIND_VMI, NULL, NULL, NULL, &hv);
     c->migs = make_informer(c, KUBE_KIND_MIGRATION, NULL, NULL, NULL, &hm);
-    c->cms = make_informer(c, KUBE_KIND_CONFIGMAP, opts->config_ns, selector, NULL, &hc);
+    c->cms = make_informer(c, KUBE_KIND_CONFIGMAP, opts->config_ns, selector, NULL,
+                           &drain__config_handlers);
     c->pods = make_informer(c, KUBE_KIND_POD, NULL, NULL, "kubevirt.io=virt-launcher", &hp);
+    c->n_informers = 5;
+    if (c->kv_name) {
+        snprintf(selector, sizeof(selector), "metadata.name=%s", c->kv_name);
+        c->kvs = make_informer(c, KUBE_KIND_KUBEVIRT, c->kv_ns, selector, NULL,
+                               &drain__kubevirt_handlers);
+        if (!c->kvs)
+            return -1;
+        c->n_informers = 6;
+    }
     if (!c->nodes || !c->vmis || !c->migs || !c->cms || !c->pods ||
         informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
         informer_add_index(c->migs, "vmi", mig_vmi_index) < 0 ||
@@ -282,12 +235,22 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     if (!c)
         return NULL;
     drain__writer_metrics();
+    drain__sources_metrics();
     c->loop = loop;
     c->http = http;
     c->cfg_ns = strdup(opts->config_ns);
     c->cfg_name = strdup(opts->config_name);
     c->patch_interval = opts->patch_interval > 0 ? opts->patch_interval : 1.0;
     drain_config_defaults(&c->cfg);
+    c->cm_cfg = c->cfg;
+    if (opts->kubevirt_name && *opts->kubevirt_name) {
+        c->kv_ns = strdup(opts->kubevirt_ns && *opts->kubevirt_ns ? opts->kubevirt_ns : "kubevirt");
+        c->kv_name = strdup(opts->kubevirt_name);
+        if (!c->kv_ns || !c->kv_name) {
+            drain_controller_free(c);
+            return NULL;
+        }
+    }
     hmap_init(&c->rt);
     hmap_init(&c->cands);
     hmap_init(&c->deleting);
@@ -314,6 +277,8 @@ void drain_controller_start(drain_controller_t *c)
     informer_start(c->vmis);
     informer_start(c->migs);
     informer_start(c->pods);
+    if (c->kvs)
+        informer_start(c->kvs);
 }
 
 bool drain_controller_ready(const drain_controller_t *c)
@@ -337,7 +302,8 @@ int drain_controller_stop(drain_controller_t *c)
         informer_free(c->migs);
         informer_free(c->cms);
         informer_free(c->pods);
-        c->nodes = c->vmis = c->migs = c->cms = c->pods = NULL;
+        informer_free(c->kvs);
+        c->nodes = c->vmis = c->migs = c->cms = c->pods = c->kvs = NULL;
     }
     return c->writes;
 }
@@ -372,5 +338,7 @@ void drain_controller_free(drain_controller_t *c)
     free(c->policy_body);
     free(c->cfg_ns);
     free(c->cfg_name);
+    free(c->kv_ns);
+    free(c->kv_name);
     free(c);
 }

@@ -30,6 +30,10 @@ typedef struct drain_controller_opts {
     const char *config_ns; /* the ConfigMap with feature-gates and migrations */
     const char *config_name;
     double patch_interval; /* seconds between two patches of one node; <= 0: 1 */
+    /* --kubevirt: the KubeVirt CR read as a second source (NULL name: none;
+     * NULL namespace: "kubevirt") */
+    const char *kubevirt_ns;
+    const char *kubevirt_name;
 } drain_controller_opts_t;
 
 /* Creates the controller; nothing happens before drain_controller_start().
@@ -42,6 +46,11 @@ void drain_controller_start(drain_controller_t *c);
 
 /* True once every informer has synced (for /readyz). */
 bool drain_controller_ready(const drain_controller_t *c);
+
+/* Writes into out (n bytes) a warning for /readyz about the cluster's
+ * configuration (KubeVirt acting on vmdrain's taint key) and returns its
+ * length; 0 when there is none. */
+int drain_controller_warning(const drain_controller_t *c, char *out, size_t n);
 
 /* Stops reconciling and the watches; writes already sent may finish.
  * Returns the number of writes still outstanding. */

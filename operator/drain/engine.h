@@ -2,7 +2,7 @@
  * drain/engine — the controller's private parts, shared by its rooms.
  *
  * Not a public header: only drain/controller.c (lifecycle, informers, the
- * watch handlers, configuration), drain/sync.c (one node's reconcile),
+ * watch handlers), drain/sources.c (configuration), drain/sync.c (one node's reconcile),
  * drain/dispatch.c (pacing), drain/writer.c (the one writer) and
  * drain/evict.c (eviction requests) include it.
  *
@@ -67,11 +67,15 @@ struct drain_controller {
     kube_http_t *http;
     char *cfg_ns, *cfg_name;
     double patch_interval;
-    drain_config_t cfg;
-    bool cfg_seen;
+    drain_config_t cfg;    /* in force: cm_cfg over kv_cfg (drain/sources.c) */
+    drain_config_t cm_cfg; /* the ConfigMap's last good one (defaults when none) */
+    drain_config_t kv_cfg; /* the KubeVirt CR's last good one */
+    bool cfg_seen, kv_seen;
+    char *kv_ns, *kv_name; /* --kubevirt; NULL when not read */
+    bool taint_shared;     /* KubeVirt acts on vmdrain's taint key (last said) */
 
-    informer_t *nodes, *vmis, *migs, *cms, *pods;
-    int synced;
+    informer_t *nodes, *vmis, *migs, *cms, *pods, *kvs;
+    int synced, n_informers;
     bool ready, stopped;
     workqueue_t *queue;
     planner_t *planner;
@@ -100,6 +104,20 @@ const char *drain__key(const kube_obj_t *o, char *buf, size_t n);
 
 /* True when vmdrain made the object (label vmdrain.io/managed-by). */
 bool drain__is_ours(const kube_obj_t *o);
+
+/* An informer has synced; reconciling starts when all have. */
+void drain__on_synced(void *ud);
+
+/* --- sources.c ------------------------------------------------------------------------------ */
+
+/* The ConfigMap's and the KubeVirt CR's watch handlers. */
+extern const informer_handlers_t drain__config_handlers, drain__kubevirt_handlers;
+
+/* Registers vmdrain_kubevirt_taint_key_shared. */
+void drain__sources_metrics(void);
+
+/* Says, once all caches synced, which sources were not found. */
+void drain__sources_synced(drain_controller_t *c);
 
 /* --- sync.c ---------------------------------------------------------------------------------- */
 

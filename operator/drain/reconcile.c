@@ -4,6 +4,7 @@
  */
 #include "drain/history.h"
 #include "drain/reconcile.h"
+#include "drain/kubevirt.h"
 #include "util/num.h"
 
 #include <math.h>
@@ -69,14 +70,6 @@ bool drain_migration_in_flight(const kube_migration_t *m)
 static bool being_deleted(const kube_migration_t *m)
 {
     return m->obj.deleted.sec != 0;
-}
-
-static bool has_drain_taint(const kube_node_t *n, const char *key)
-{
-    for (size_t i = 0; i < n->n_taints; i++)
-        if (strcmp(n->taints[i].key, key) == 0 && strcmp(n->taints[i].effect, "NoSchedule") == 0)
-            return true;
-    return false;
 }
 
 /* The effective strategy of a VMI: its own, else the cluster default. */
@@ -280,6 +273,12 @@ static int plan_vmi(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vm
     p->pending++;
     if (!cfg->live_migration_enabled)
         return 0;
+    if (drain_kubevirt_moves(cfg, v->node, vmi, is_marked(v, vmi))) {
+        /* its migration appears (and is adopted) or is refused by KubeVirt:
+         * a second one of ours would race it */
+        p->by_kubevirt++;
+        return 0;
+    }
     if (h.failures > 0) {
         double wait = cfg->retry_backoff_seconds * ldexp(1.0, h.failures - 1);
         /* failure times have whole seconds: the failure may have come up
@@ -402,8 +401,11 @@ static void decide_state(const drain_view_t *v, drain_plan_t *p)
         snprintf(p->message, sizeof(p->message), "all VMIs left the node");
     } else if (p->n_deletes == 0) {
         /* an abort's message stays the notable thing of this pass */
-        snprintf(p->message, sizeof(p->message), "%d migrating, %d pending", p->migrating,
-                 p->pending);
+        int n = snprintf(p->message, sizeof(p->message), "%d migrating, %d pending", p->migrating,
+                         p->pending);
+        if (p->by_kubevirt > 0 && n > 0 && (size_t)n < sizeof(p->message))
+            snprintf(p->message + n, sizeof(p->message) - (size_t)n,
+                     " (%d left to KubeVirt's evacuation)", p->by_kubevirt);
     }
     if (p->state == DRAIN_STATE_DRAINED && p->observed != DRAIN_STATE_DRAINED) {
         time_format_rfc3339(v->now, 0, p->completed_at, sizeof(p->completed_at));
@@ -532,7 +534,7 @@ int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
 
     memset(p, 0, sizeof(*p));
     p->observed = drain_state_parse(kube_obj_annotation(&n->obj, DRAIN_ANN_STATE));
-    p->tainted = has_drain_taint(n, v->cfg->node_drain_taint_key);
+    p->tainted = kube_node_has_taint(n, v->cfg->node_drain_taint_key, "NoSchedule");
     bool marked = false;
     for (size_t i = 0; i < v->n_vmis && !marked; i++)
         marked = is_marked(v, v->vmis[i]);

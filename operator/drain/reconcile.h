@@ -149,6 +149,9 @@ typedef struct drain_plan {
     bool annotations_changed;
     char progress[32];
     int migrated, total, migrating, pending, failed, blocked;
+    /* of pending: VMIs KubeVirt's own controllers migrate for this drain
+     * (drain_kubevirt_moves), which vmdrain only waits for */
+    int by_kubevirt;
     int settling; /* counted in migrated, but the cache still shows the VMI here */
     char blocked_list[DRAIN_BLOCKED_MAX + 1];
     char failed_list[DRAIN_BLOCKED_MAX + 1]; /* "ns/name,..." */

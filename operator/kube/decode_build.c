@@ -218,6 +218,9 @@ static bool set_enum_or_state(kube_decoder_t *d, int field, const char *s, size_
     case F_MIG_PHASE:
         ((kube_migration_t *)o)->phase = kube_migration_phase_parse(s, n);
         return true;
+    case F_KV_EVICTION:
+        ((kube_kubevirt_t *)o)->eviction_strategy = kube_eviction_strategy_parse(s, n);
+        return true;
     }
     return false;
 }
@@ -272,6 +275,12 @@ static const char **string_slot(kube_decoder_t *d, int field)
         return &vmi->migration.target_pod;
     case F_MIG_VMI:
         return &((kube_migration_t *)o)->vmi_name;
+    case F_VMI_EVACUATION:
+        return &vmi->evacuation_node;
+    case F_KV_TAINT_KEY:
+        return &((kube_kubevirt_t *)o)->node_drain_taint_key;
+    case F_KV_PHASE:
+        return &((kube_kubevirt_t *)o)->phase;
     }
     return NULL;
 }
@@ -366,6 +375,18 @@ static void set_int(kube_decoder_t *d, int field, int64_t v)
     case F_POL_TIMEOUT:
         ((kube_migration_policy_t *)o)->completion_timeout_per_gib = v;
         break;
+    case F_KV_PARALLEL:
+        ((kube_kubevirt_t *)o)->parallel_migrations_per_cluster = v;
+        break;
+    case F_KV_OUTBOUND:
+        ((kube_kubevirt_t *)o)->parallel_outbound_per_node = v;
+        break;
+    case F_KV_TIMEOUT:
+        ((kube_kubevirt_t *)o)->completion_timeout_per_gib = v;
+        break;
+    case F_KV_PROGRESS:
+        ((kube_kubevirt_t *)o)->progress_timeout = v;
+        break;
     case F_ST_CODE:
         d->st.code = v < 0 || v > 999 ? 0 : (int)v;
         break;
@@ -395,6 +416,8 @@ static void set_quantity(kube_decoder_t *d, int ctx, const struct row *r, const 
         ((kube_vmi_t *)o)->memory_request = v;
     else if (r->field == F_POL_BANDWIDTH)
         ((kube_migration_policy_t *)o)->bandwidth = v;
+    else if (r->field == F_KV_BANDWIDTH)
+        ((kube_kubevirt_t *)o)->bandwidth_per_migration = v;
 }
 
 static bool time_after(vd_time_t a, vd_time_t b)

@@ -69,6 +69,10 @@ enum ctx {
     C_POL_SPEC,
     C_POL_SELECTORS,
     C_POL_VMI_SEL,
+    C_KV_SPEC,
+    C_KV_CONFIG,
+    C_KV_MIGRATIONS,
+    C_KV_STATUS,
     C_COUNT
 };
 
@@ -125,6 +129,15 @@ enum field {
     F_PTT_TIME,
     F_POL_BANDWIDTH,
     F_POL_TIMEOUT,
+    F_VMI_EVACUATION,
+    F_KV_PARALLEL,
+    F_KV_OUTBOUND,
+    F_KV_BANDWIDTH,
+    F_KV_TIMEOUT,
+    F_KV_PROGRESS,
+    F_KV_TAINT_KEY,
+    F_KV_EVICTION,
+    F_KV_PHASE,
 };
 
 /* A lenient row is read when it fits and ignored when it does not: the

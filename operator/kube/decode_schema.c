@@ -110,9 +110,13 @@ static const struct row vmi_requests_rows[] = {
     END,
 };
 static const struct row vmi_status_rows[] = {
-    STR("nodeName", F_VMI_NODE),     STR("phase", F_VMI_PHASE),
-    ARR("conditions", C_VMI_CONDS),  STR("migrationMethod", F_VMI_METHOD),
-    MAP("migrationState", C_MSTATE), END,
+    STR("nodeName", F_VMI_NODE),
+    STR("phase", F_VMI_PHASE),
+    ARR("conditions", C_VMI_CONDS),
+    STR("migrationMethod", F_VMI_METHOD),
+    MAP("migrationState", C_MSTATE),
+    STR("evacuationNodeName", F_VMI_EVACUATION),
+    END,
 };
 static const struct row mstate_rows[] = {
     STR("migrationUid", F_MS_UID),
@@ -150,6 +154,23 @@ static const struct row pol_selectors_rows[] = {
     MAP("virtualMachineInstanceSelector", C_POL_VMI_SEL),
     END,
 };
+static const struct row kv_rows[] = {MAP("spec", C_KV_SPEC), MAP("status", C_KV_STATUS), END};
+static const struct row kv_spec_rows[] = {MAP("configuration", C_KV_CONFIG), END};
+static const struct row kv_config_rows[] = {
+    MAP("migrations", C_KV_MIGRATIONS),
+    STR("evictionStrategy", F_KV_EVICTION),
+    END,
+};
+static const struct row kv_migrations_rows[] = {
+    ROW("parallelMigrationsPerCluster", F_KV_PARALLEL, J_INT, 0, 0),
+    ROW("parallelOutboundMigrationsPerNode", F_KV_OUTBOUND, J_INT, 0, 0),
+    ROW("bandwidthPerMigration", F_KV_BANDWIDTH, J_QUANTITY, 0, 0),
+    ROW("completionTimeoutPerGiB", F_KV_TIMEOUT, J_INT, 0, 0),
+    ROW("progressTimeout", F_KV_PROGRESS, J_INT, 0, 0),
+    STR("nodeDrainTaintKey", F_KV_TAINT_KEY),
+    END,
+};
+static const struct row kv_status_rows[] = {STR("phase", F_KV_PHASE), END};
 
 const struct kube__dec_ctx_info kube__dec_ctxs[C_COUNT] = {
     [C_SKIP] = {"", CLS_SKIP, 0, NULL},
@@ -186,10 +207,15 @@ const struct kube__dec_ctx_info kube__dec_ctxs[C_COUNT] = {
     [C_POL_SPEC] = {"spec", CLS_STRUCT, 0, pol_spec_rows},
     [C_POL_SELECTORS] = {"spec.selectors", CLS_STRUCT, 0, pol_selectors_rows},
     [C_POL_VMI_SEL] = {"spec.selectors.virtualMachineInstanceSelector", CLS_MAP, 0, NULL},
+    [C_KV_SPEC] = {"spec", CLS_STRUCT, 0, kv_spec_rows},
+    [C_KV_CONFIG] = {"spec.configuration", CLS_STRUCT, 0, kv_config_rows},
+    [C_KV_MIGRATIONS] = {"spec.configuration.migrations", CLS_STRUCT, 0, kv_migrations_rows},
+    [C_KV_STATUS] = {"status", CLS_STRUCT, 0, kv_status_rows},
 };
 
 const struct row *const kube__dec_kind_rows[KUBE_KIND_COUNT] = {
     [KUBE_KIND_NODE] = node_rows,    [KUBE_KIND_POD] = pod_rows,
     [KUBE_KIND_VMI] = vmi_rows,      [KUBE_KIND_MIGRATION] = mig_rows,
     [KUBE_KIND_CONFIGMAP] = cm_rows, [KUBE_KIND_MIGRATION_POLICY] = pol_rows,
+    [KUBE_KIND_KUBEVIRT] = kv_rows,
 };

@@ -26,6 +26,7 @@ static const char *const kind_names[KUBE_KIND_COUNT] = {
     [KUBE_KIND_MIGRATION] = "VirtualMachineInstanceMigration",
     [KUBE_KIND_CONFIGMAP] = "ConfigMap",
     [KUBE_KIND_MIGRATION_POLICY] = "MigrationPolicy",
+    [KUBE_KIND_KUBEVIRT] = "KubeVirt",
 };
 
 static const char *const list_names[KUBE_KIND_COUNT] = {
@@ -35,6 +36,7 @@ static const char *const list_names[KUBE_KIND_COUNT] = {
     [KUBE_KIND_MIGRATION] = "VirtualMachineInstanceMigrationList",
     [KUBE_KIND_CONFIGMAP] = "ConfigMapList",
     [KUBE_KIND_MIGRATION_POLICY] = "MigrationPolicyList",
+    [KUBE_KIND_KUBEVIRT] = "KubeVirtList",
 };
 
 const char *kube_kind_name(kube_kind_t kind)
@@ -214,6 +216,14 @@ const char *kube_obj_annotation(const kube_obj_t *obj, const char *key)
     return obj ? kv_find(obj->annotations, obj->n_annotations, key) : NULL;
 }
 
+bool kube_node_has_taint(const kube_node_t *n, const char *key, const char *effect)
+{
+    for (size_t i = 0; i < n->n_taints; i++)
+        if (strcmp(n->taints[i].key, key) == 0 && strcmp(n->taints[i].effect, effect) == 0)
+            return true;
+    return false;
+}
+
 const char *kube_configmap_get(const kube_configmap_t *cm, const char *key)
 {
     return cm ? kv_find(cm->data, cm->n_data, key) : NULL;
@@ -244,6 +254,7 @@ DOWNCAST(kube_obj_as_vmi, kube_vmi_t, KUBE_KIND_VMI)
 DOWNCAST(kube_obj_as_migration, kube_migration_t, KUBE_KIND_MIGRATION)
 DOWNCAST(kube_obj_as_configmap, kube_configmap_t, KUBE_KIND_CONFIGMAP)
 DOWNCAST(kube_obj_as_migration_policy, kube_migration_policy_t, KUBE_KIND_MIGRATION_POLICY)
+DOWNCAST(kube_obj_as_kubevirt, kube_kubevirt_t, KUBE_KIND_KUBEVIRT)
 
 /* --- the builder --------------------------------------------------------- */
 
@@ -255,6 +266,7 @@ typedef union kube_any {
     kube_migration_t migration;
     kube_configmap_t configmap;
     kube_migration_policy_t policy;
+    kube_kubevirt_t kubevirt;
 } kube_any_t;
 
 /* One string field of the scratch object: where it is, where its bytes are. */
@@ -298,6 +310,8 @@ static size_t kind_struct_size(const kube__build_t *b)
         return sizeof(b->u.configmap);
     case KUBE_KIND_MIGRATION_POLICY:
         return sizeof(b->u.policy);
+    case KUBE_KIND_KUBEVIRT:
+        return sizeof(b->u.kubevirt);
     }
     return sizeof(b->u.obj);
 }
@@ -336,7 +350,7 @@ static void reset_defaults(kube__build_t *b)
     case KUBE_KIND_VMI: {
         kube_vmi_t *v = &b->u.vmi;
         v->node_name = v->migratable_reason = v->migratable_message = kube_empty;
-        v->migration_method = kube_empty;
+        v->migration_method = v->evacuation_node = kube_empty;
         v->migration.migration_uid = v->migration.source_node = kube_empty;
         v->migration.target_node = v->migration.target_pod = kube_empty;
         break;
@@ -348,6 +362,13 @@ static void reset_defaults(kube__build_t *b)
         b->u.policy.bandwidth = -1;
         b->u.policy.completion_timeout_per_gib = -1;
         break;
+    case KUBE_KIND_KUBEVIRT: {
+        kube_kubevirt_t *k = &b->u.kubevirt;
+        k->parallel_migrations_per_cluster = k->parallel_outbound_per_node = -1;
+        k->bandwidth_per_migration = k->completion_timeout_per_gib = k->progress_timeout = -1;
+        k->node_drain_taint_key = k->phase = kube_empty;
+        break;
+    }
     case KUBE_KIND_NODE:
     case KUBE_KIND_CONFIGMAP:
         break;

@@ -1,7 +1,7 @@
 /*
  * objects — compact, read-only projections of the Kubernetes objects vmdrain
  * reads: Nodes, Pods, VirtualMachineInstances, VirtualMachineInstanceMigrations,
- * ConfigMaps and MigrationPolicies.
+ * ConfigMaps, MigrationPolicies and the KubeVirt CR.
  *
  * A projection keeps only the fields vmdrain uses (docs/decoding.md lists
  * them) and lives in ONE allocation: the struct, its arrays and every string
@@ -35,9 +35,10 @@ typedef enum kube_kind {
     KUBE_KIND_MIGRATION,        /* kubevirt.io/v1 VirtualMachineInstanceMigration */
     KUBE_KIND_CONFIGMAP,        /* v1 ConfigMap */
     KUBE_KIND_MIGRATION_POLICY, /* migrations.kubevirt.io/v1alpha1 MigrationPolicy */
+    KUBE_KIND_KUBEVIRT,         /* kubevirt.io/v1 KubeVirt (KubeVirt's configuration) */
 } kube_kind_t;
 
-#define KUBE_KIND_COUNT 6
+#define KUBE_KIND_COUNT 7
 
 /* Total bytes of keys and values kept from a ConfigMap's data; a ConfigMap
  * with more is skipped by the decoder (the API server caps it at 1 MiB too). */
@@ -160,7 +161,10 @@ typedef struct kube_vmi {
     const char *migratable_reason;
     const char *migratable_message;
     const char *migration_method; /* status.migrationMethod */
-    bool has_migration_state;     /* status.migrationState present */
+    /* status.evacuationNodeName: the node KubeVirt's eviction interceptor
+     * marked the VMI to leave; "" when unmarked */
+    const char *evacuation_node;
+    bool has_migration_state; /* status.migrationState present */
     kube_migration_state_t migration;
 } kube_vmi_t;
 
@@ -201,6 +205,22 @@ typedef struct kube_migration_policy {
     size_t n_vmi_selector;
 } kube_migration_policy_t;
 
+/* The KubeVirt CR: what vmdrain reads of KubeVirt's own configuration
+ * (spec.configuration). Numbers are -1 when absent. */
+typedef struct kube_kubevirt {
+    kube_obj_t obj;
+    /* spec.configuration.migrations */
+    int64_t parallel_migrations_per_cluster;
+    int64_t parallel_outbound_per_node;
+    int64_t bandwidth_per_migration; /* bytes/s */
+    int64_t completion_timeout_per_gib;
+    int64_t progress_timeout;
+    const char *node_drain_taint_key; /* "" when absent */
+    /* spec.configuration.evictionStrategy, the cluster default */
+    kube_eviction_strategy_t eviction_strategy;
+    const char *phase; /* status.phase ("Deployed", ...); "" when absent */
+} kube_kubevirt_t;
+
 /* "Node", "Pod", "VirtualMachineInstance", ... (the Kubernetes kind). */
 const char *kube_kind_name(kube_kind_t kind);
 
@@ -235,6 +255,10 @@ const kube_vmi_t *kube_obj_as_vmi(const kube_obj_t *obj);
 const kube_migration_t *kube_obj_as_migration(const kube_obj_t *obj);
 const kube_configmap_t *kube_obj_as_configmap(const kube_obj_t *obj);
 const kube_migration_policy_t *kube_obj_as_migration_policy(const kube_obj_t *obj);
+const kube_kubevirt_t *kube_obj_as_kubevirt(const kube_obj_t *obj);
+
+/* Whether the node has a taint with this key and effect. */
+bool kube_node_has_taint(const kube_node_t *n, const char *key, const char *effect);
 
 /* The value of a ConfigMap data key, or NULL. */
 const char *kube_configmap_get(const kube_configmap_t *cm, const char *key);

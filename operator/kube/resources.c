@@ -18,6 +18,8 @@ static const kube_resource_t resources[] = {
      KUBE_KIND_MIGRATION, "/apis/kubevirt.io/v1", "kubevirt.io/v1", true},
     {"migrationpolicies", "migrationpolicy", KUBE_KIND_MIGRATION_POLICY,
      "/apis/migrations.kubevirt.io/v1alpha1", "migrations.kubevirt.io/v1alpha1", false},
+    {"kubevirts", "kubevirt,kv", KUBE_KIND_KUBEVIRT, "/apis/kubevirt.io/v1", "kubevirt.io/v1",
+     true},
 };
 
 #define NRESOURCES (sizeof(resources) / sizeof(resources[0]))
@@ -56,7 +58,7 @@ const kube_resource_t *kube_resource_of_kind(kube_kind_t kind)
 const char *kube_resource_names(void)
 {
     return "nodes, pods, configmaps, virtualmachineinstances (vmi), "
-           "virtualmachineinstancemigrations (vmim), migrationpolicies";
+           "virtualmachineinstancemigrations (vmim), migrationpolicies, kubevirts (kv)";
 }
 
 int kube_url_escape(buf_t *out, const char *s)

@@ -148,11 +148,12 @@ static void on_healthz(web_request_t *req, void *ud)
 static void on_readyz(web_request_t *req, void *ud)
 {
     web_server_t *s = ud;
+    char note[512] = "", body[600];
 
-    if (!s->opts.ready || s->opts.ready(s->opts.ready_ud))
-        web_respond(req, 200, NULL, "ok\n", 3);
-    else
-        web_respond(req, 503, NULL, "not ready\n", 10);
+    bool ok = !s->opts.ready || s->opts.ready(s->opts.ready_ud, note, sizeof(note));
+    int n = snprintf(body, sizeof(body), "%s\n%s%s", ok ? "ok" : "not ready", note,
+                     note[0] ? "\n" : "");
+    web_respond(req, ok ? 200 : 503, NULL, body, (size_t)n);
 }
 
 static void on_metrics(web_request_t *req, void *ud)

@@ -56,8 +56,10 @@ typedef struct web_request web_request_t;
  * later from another callback of the loop (after an API call, say). */
 typedef void (*web_handler_fn)(web_request_t *req, void *ud);
 
-/* Whether the process is ready to serve (/readyz). */
-typedef bool (*web_ready_fn)(void *ud);
+/* Whether the process is ready to serve (/readyz). It may write one line
+ * (no newline) into note, which /readyz shows after its verdict: a
+ * warning an admin should see, ready or not. note is "" on entry. */
+typedef bool (*web_ready_fn)(void *ud, char *note, size_t n);
 
 typedef struct web_server_opts {
     /* "host:port", "[v6]:port" or ":port" (all addresses); port 0 picks a

@@ -1,6 +1,6 @@
 #include <criterion/criterion.h>
 
-#include "kube/decode.h"
+#include "../testobj.h"
 #include "util/metrics.h"
 #include "drain/eviction.h"
 #include "drain/reconcile.h"
@@ -11,37 +11,16 @@
 
 /* --- fixtures ------------------------------------------------------------ */
 
-/* Cache objects, decoded from Kubernetes JSON as the informers do. */
-static kube_obj_t *decoded;
-
-static void take(void *ud, kube_obj_t *obj)
-{
-    (void)ud;
-    decoded = obj;
-}
-
+/* Cache objects, decoded from Kubernetes JSON as the informers do
+ * (../testobj.h), kept until the test's end. */
 #define MAX_OBJS 16
 static kube_obj_t *pool[MAX_OBJS];
 static int npool;
 
 static kube_obj_t *from_json(kube_kind_t kind, const char *item)
 {
-    kube_decoder_cb_t cb = {.on_item = take};
-    char body[12288];
-    kube_decoder_t *d;
-
-    snprintf(body, sizeof(body),
-             "{\"kind\":\"%s\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[%s]}",
-             kube_kind_list_name(kind), item);
-    d = kube_decoder_new(kind, KUBE_DECODE_LIST, &cb, NULL, 0);
-    decoded = NULL;
-    cr_assert_eq(kube_decoder_feed(d, body, strlen(body)), 0, "%s", kube_decoder_error(d));
-    cr_assert_eq(kube_decoder_finish(d), 0, "%s", kube_decoder_error(d));
-    kube_decoder_free(d);
-    cr_assert_not_null(decoded, "fixture skipped: %s", item);
     cr_assert_lt(npool, MAX_OBJS);
-    pool[npool++] = decoded;
-    return decoded;
+    return pool[npool++] = test_obj_from_json(kind, item);
 }
 
 static void teardown(void)

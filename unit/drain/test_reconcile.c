@@ -2,37 +2,15 @@
 
 #include "drain/bodies.h"
 #include "drain/reconcile.h"
-#include "kube/decode.h"
+#include "../testobj.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* Objects for the tests are made the way the operator makes them: decoded
- * from Kubernetes JSON. */
-static kube_obj_t *decoded;
-
-static void take(void *ud, kube_obj_t *obj)
-{
-    (void)ud;
-    decoded = obj;
-}
-
-static kube_obj_t *from_json(kube_kind_t kind, const char *item)
-{
-    kube_decoder_cb_t cb = {.on_item = take};
-    char body[8192];
-    snprintf(body, sizeof(body),
-             "{\"kind\":\"%s\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[%s]}",
-             kube_kind_list_name(kind), item);
-    kube_decoder_t *d = kube_decoder_new(kind, KUBE_DECODE_LIST, &cb, NULL, 0);
-    decoded = NULL;
-    cr_assert_eq(kube_decoder_feed(d, body, strlen(body)), 0, "%s", kube_decoder_error(d));
-    cr_assert_eq(kube_decoder_finish(d), 0, "%s", kube_decoder_error(d));
-    kube_decoder_free(d);
-    cr_assert_not_null(decoded, "fixture skipped: %s", item);
-    return decoded;
-}
+ * from Kubernetes JSON (../testobj.h). */
+#define from_json test_obj_from_json
 
 /* Node annotations of a drain that started at 2026-01-02T00:00:00Z. */
 #define DRAINING_SINCE_MIDNIGHT                                                                    \
@@ -745,5 +723,87 @@ Test(reconcile, external_vmis_move_only_when_handed_to_vmdrain)
     cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-1");
     cr_expect_eq(p.blocked, 1);
     cr_expect_str_eq(p.progress, "0/2");
+    drain_plan_free(&p);
+}
+
+/* --- beside KubeVirt's own evacuation controller ---------------------------------- */
+
+static drain_config_t kubevirt_config(const char *kubevirt_taint_key)
+{
+    drain_config_t c = config();
+    c.kubevirt_seen = true;
+    snprintf(c.kubevirt_taint_key, sizeof(c.kubevirt_taint_key), "%s", kubevirt_taint_key);
+    return c;
+}
+
+Test(reconcile, kubevirt_on_the_same_taint_moves_its_vmis_and_vmdrain_the_rest)
+{
+    drain_config_t cfg = kubevirt_config("kubevirt.io/drain");
+    cfg.evacuate_external = true;
+    const kube_vmi_t *vmis[] = {vmi("lm", "aaaaaaaa-1", "LiveMigrate", true),
+                                vmi("ifp", "bbbbbbbb-2", "LiveMigrateIfPossible", true),
+                                vmi("ext", "cccccccc-3", "External", true)};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, false, ""), vmis, 3, NULL, 0);
+    cr_assert_eq(p.n_candidates, 1, "KubeVirt migrates LiveMigrate and LiveMigrateIfPossible");
+    cr_expect_eq(p.candidates[0].vmi, vmis[2], "External is handed to vmdrain");
+    cr_expect_eq(p.pending, 3);
+    cr_expect_eq(p.by_kubevirt, 2);
+    cr_expect_str_eq(p.progress, "0/3");
+    cr_expect_not_null(strstr(p.message, "2 left to KubeVirt"), "got: %s", p.message);
+    drain_plan_free(&p);
+
+    /* KubeVirt's evacuation appears: adopted, counted as migrating */
+    const kube_migration_t *migs[] = {
+        evac("lm", "n1", "Running", "2026-01-02T00:00:01Z", "2026-01-02T00:00:02Z")};
+    p = run(&cfg, "2026-01-02T00:00:03Z", node(true, true, DRAINING_SINCE_MIDNIGHT), vmis, 3, migs,
+            1);
+    cr_expect_eq(p.migrating, 1);
+    cr_expect_eq(p.by_kubevirt, 1);
+    cr_expect_eq(p.n_candidates, 1);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, kubevirt_on_another_taint_leaves_the_drain_to_vmdrain)
+{
+    drain_config_t cfg = kubevirt_config("kubevirt.io/drain-by-kubevirt");
+    const kube_vmi_t *vmis[] = {vmi("lm", "aaaaaaaa-1", "LiveMigrate", true),
+                                vmi("ifp", "bbbbbbbb-2", "LiveMigrateIfPossible", true)};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, false, ""), vmis, 2, NULL, 0);
+    cr_expect_eq(p.n_candidates, 2);
+    cr_expect_eq(p.by_kubevirt, 0);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, evictions_beside_kubevirt_are_kubevirts_but_external)
+{
+    drain_config_t cfg = kubevirt_config("kubevirt.io/drain-by-kubevirt");
+    cfg.evacuate_external = true;
+    const char *mark = "\"vmdrain.io/evacuate-from\":\"n1\"";
+    const kube_vmi_t *vmis[] = {vmi_ann("lm", "aaaaaaaa-1", "LiveMigrate", true, mark),
+                                vmi_ann("ext", "cccccccc-3", "External", true, mark)};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(false, true, ""), vmis, 2, NULL, 0);
+    cr_expect(p.evicting);
+    cr_assert_eq(p.n_candidates, 1, "virt-api answered the eviction too: KubeVirt moves lm");
+    cr_expect_eq(p.candidates[0].vmi, vmis[1]);
+    cr_expect_eq(p.by_kubevirt, 1);
+    drain_plan_free(&p);
+}
+
+Test(reconcile, kubevirts_own_mark_is_kubevirts_even_unconfigured)
+{
+    drain_config_t cfg = config(); /* no --kubevirt */
+    const kube_vmi_t *marked = kube_obj_as_vmi(keep(from_json(
+        KUBE_KIND_VMI,
+        "{\"metadata\":{\"name\":\"lm\",\"namespace\":\"default\",\"uid\":\"aaaaaaaa-1\","
+        "\"annotations\":{\"vmdrain.io/evacuate-from\":\"n1\"}},\"spec\":{\"evictionStrategy\":"
+        "\"LiveMigrate\"},\"status\":{\"nodeName\":\"n1\",\"phase\":\"Running\","
+        "\"evacuationNodeName\":\"n1\",\"conditions\":[{\"type\":\"LiveMigratable\","
+        "\"status\":\"True\"}]}}")));
+    const kube_vmi_t *vmis[] = {marked, vmi_ann("other", "bbbbbbbb-2", "LiveMigrate", true,
+                                                "\"vmdrain.io/evacuate-from\":\"n1\"")};
+    drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(false, true, ""), vmis, 2, NULL, 0);
+    cr_assert_eq(p.n_candidates, 1, "status.evacuationNodeName: KubeVirt's evacuation");
+    cr_expect_eq(p.candidates[0].vmi, vmis[1], "without KubeVirt's mark vmdrain moves it");
+    cr_expect_eq(p.by_kubevirt, 1);
     drain_plan_free(&p);
 }

@@ -46,6 +46,8 @@ static void put_vmi(buf_t *b, const kube_vmi_t *v)
                (long long)v->memory_request, v->node_name, kube_vmi_phase_name(v->phase));
     buf_printf(b, " migratable=%s(%s: %s) method=%s", kube_cond_name(v->migratable),
                v->migratable_reason, v->migratable_message, v->migration_method);
+    if (v->evacuation_node[0])
+        buf_printf(b, " evacuation=%s", v->evacuation_node);
     if (!v->has_migration_state) {
         buf_puts(b, " mstate=-");
         return;
@@ -84,6 +86,17 @@ static void put_kind_fields(buf_t *b, const kube_obj_t *o)
                    (long long)pol->completion_timeout_per_gib);
         put_kv(b, "selector", pol->vmi_selector, pol->n_vmi_selector);
     }
+    const kube_kubevirt_t *kv = kube_obj_as_kubevirt(o);
+    if (kv)
+        buf_printf(b,
+                   " parallel=%lld outbound=%lld bandwidth=%lld timeout=%lld progress=%lld "
+                   "taint=%s eviction=%s phase=%s",
+                   (long long)kv->parallel_migrations_per_cluster,
+                   (long long)kv->parallel_outbound_per_node,
+                   (long long)kv->bandwidth_per_migration,
+                   (long long)kv->completion_timeout_per_gib, (long long)kv->progress_timeout,
+                   kv->node_drain_taint_key, kube_eviction_strategy_name(kv->eviction_strategy),
+                   kv->phase);
 }
 
 /* One line for an object; the object is freed (the callee owns it). */
@@ -946,6 +959,30 @@ Test(decode, quantities_as_numbers_and_policy_defaults)
                 "annotations={} | bandwidth=1000 timeout=-1 selector={}\n"
                 "ITEM MigrationPolicy p2 uid= rv= gen=0 created=- deleted=- labels={} "
                 "annotations={} | bandwidth=-1 timeout=-1 selector={}\n"
+                "META rv= continue=\n"
+                "END feed=0 finish=0 skipped=0 error=\n");
+}
+
+Test(decode, kubevirt_cr_and_evacuation_mark)
+{
+    expect_every_split(
+        KUBE_KIND_KUBEVIRT, KUBE_DECODE_LIST, "kubevirtlist.json", 0,
+        "ITEM KubeVirt kubevirt/kubevirt uid= rv= gen=0 created=- deleted=- labels={} "
+        "annotations={} | parallel=7 outbound=3 bandwidth=67108864 timeout=150 progress=90 "
+        "taint=kubevirt.io/drain eviction=LiveMigrate phase=Deployed\n"
+        "ITEM KubeVirt kv/bare uid= rv= gen=0 created=- deleted=- labels={} annotations={} | "
+        "parallel=-1 outbound=-1 bandwidth=-1 timeout=-1 progress=-1 taint= eviction= phase=\n"
+        "SKIP KubeVirt kv/bad (items[2]): spec.configuration.migrations."
+        "parallelMigrationsPerCluster: expected an integer, got a string\n"
+        "META rv=7 continue=\n"
+        "END feed=0 finish=0 skipped=1 error=\n");
+    expect_text(KUBE_KIND_VMI, KUBE_DECODE_LIST,
+                "{\"items\":[{\"metadata\":{\"name\":\"v\"},\"status\":{"
+                "\"evacuationNodeName\":\"worker-1\",\"nodeName\":\"worker-1\"}}]}",
+                0,
+                "ITEM VirtualMachineInstance v uid= rv= gen=0 created=- deleted=- labels={} "
+                "annotations={} | eviction= guest=0 request=0 node=worker-1 phase= "
+                "migratable=Unknown(: ) method= evacuation=worker-1 mstate=-\n"
                 "META rv= continue=\n"
                 "END feed=0 finish=0 skipped=0 error=\n");
 }

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 
 #include "kube/decode.h"
+#include "../testobj.h"
 #include "testcert.h"
 #include "util/log.h"
 #include "util/metrics.h"
@@ -47,27 +48,7 @@ static web_request_t *parked; /* a request the "never" handler keeps */
 
 /* --- the cache behind the test's eviction handler --------------------------- */
 
-static void take(void *ud, kube_obj_t *obj)
-{
-    *(kube_obj_t **)ud = obj;
-}
-
-static kube_obj_t *from_json(kube_kind_t kind, const char *item)
-{
-    kube_obj_t *obj = NULL;
-    kube_decoder_cb_t cb = {.on_item = take};
-    char body[4096];
-    kube_decoder_t *d = kube_decoder_new(kind, KUBE_DECODE_LIST, &cb, &obj, 0);
-
-    snprintf(body, sizeof(body),
-             "{\"kind\":\"%s\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[%s]}",
-             kube_kind_list_name(kind), item);
-    cr_assert_eq(kube_decoder_feed(d, body, strlen(body)), 0);
-    cr_assert_eq(kube_decoder_finish(d), 0);
-    kube_decoder_free(d);
-    cr_assert_not_null(obj);
-    return obj;
-}
+#define from_json test_obj_from_json /* ../testobj.h */
 
 /* /validate-eviction as the operator serves it, over a fixed cache. */
 static void on_eviction(web_request_t *req, void *ud)
@@ -138,9 +119,11 @@ static void on_never(web_request_t *req, void *ud)
     parked = req;
 }
 
-static bool is_ready(void *ud)
+static bool is_ready(void *ud, char *note, size_t n)
 {
     (void)ud;
+    if (atomic_load(&ready_flag) > 1)
+        snprintf(note, n, "warning: %d", atomic_load(&ready_flag));
     return atomic_load(&ready_flag) != 0;
 }
 
@@ -585,6 +568,12 @@ Test(server, healthz_readyz_and_metrics)
     atomic_store(&ready_flag, 1);
     r = get("/readyz");
     cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(r.body, "ok\n");
+    atomic_store(&ready_flag, 7); /* ready, with a note */
+    r = get("/readyz");
+    cr_expect_eq(r.status, 200);
+    cr_expect_str_eq(r.body, "ok\nwarning: 7\n");
+    atomic_store(&ready_flag, 1);
 
     r = get("/metrics");
     cr_expect_eq(r.status, 200);
