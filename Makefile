@@ -120,11 +120,12 @@ e2e: bin/vmdrain
 	bash scripts/e2e.sh
 
 # vmdrain under valgrind in the end-to-end tests that cover the most of the
-# controller and the webhook; a leak or memory error fails the test
+# controller and the webhook, in the fast mode (the simulator plays KubeVirt);
+# a leak or memory error fails the test
 VALGRIND_E2E := TestTaintDrainMixedStrategies|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried
 .PHONY: valgrind-e2e
 valgrind-e2e: bin/vmdrain
-	VMDRAIN_VALGRIND=1 VMDRAIN_E2E_RUN='$(VALGRIND_E2E)' bash scripts/e2e.sh
+	VMDRAIN_KUBEVIRT=sim VMDRAIN_VALGRIND=1 VMDRAIN_E2E_RUN='$(VALGRIND_E2E)' bash scripts/e2e.sh
 
 testbed:
 	bash e2e/bed.sh build

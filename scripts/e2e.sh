@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make e2e: the test bed's smoke suite on a bed of its own, then vmdrain's
-# end-to-end tests on a fresh bed. Each bed is stopped however the tests end.
+# end-to-end tests on a fresh bed (with the real KubeVirt by default). Each
+# bed is stopped however the tests end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local
@@ -19,8 +20,13 @@ elif docker info >/dev/null 2>&1; then
 else
     echo "e2e: no usable docker engine: the image is not built and its test is skipped" >&2
 fi
-[[ -n $run ]] || VMDRAIN_BED=smoke-$$ bash e2e/bed.sh smoke
+# the smoke suite in the fast mode (the simulator plays KubeVirt); vmdrain's
+# own tests beside KubeVirt's real virt-controller and virt-api unless
+# VMDRAIN_KUBEVIRT says otherwise
+[[ -n $run ]] || VMDRAIN_KUBEVIRT=sim VMDRAIN_BED=smoke-$$ bash e2e/bed.sh smoke
 
+export VMDRAIN_KUBEVIRT=${VMDRAIN_KUBEVIRT:-real}
+echo "e2e: vmdrain's end-to-end tests with VMDRAIN_KUBEVIRT=$VMDRAIN_KUBEVIRT" >&2
 export VMDRAIN_BED=operator-$$
 trap 'bash "$root/e2e/bed.sh" down >/dev/null 2>&1 || true' EXIT
 bash e2e/bed.sh up >/dev/null

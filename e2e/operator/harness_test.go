@@ -76,6 +76,10 @@ func startVmdrainAs(t testing.TB, kubeconfig, config string, extra ...string) *p
 	if !slices.Contains(extra, "--metrics-listen") {
 		extra = append(extra, "--metrics-listen", "127.0.0.1:0")
 	}
+	// beside the real KubeVirt vmdrain reads its CR, as the chart has it
+	if b, err := bed.Open(); err == nil && b.Real() && !slices.Contains(extra, "--kubevirt") {
+		extra = append(extra, "--kubevirt", "kubevirt/kubevirt")
+	}
 	args := append([]string{"--kubeconfig", kubeconfig, "--log-level", "debug", "run",
 		"--config", config}, extra...)
 	// VMDRAIN_VALGRIND=1 (make valgrind-e2e) runs vmdrain under valgrind;

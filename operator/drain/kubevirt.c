@@ -6,6 +6,7 @@
  */
 #include "drain/kubevirt.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -112,4 +113,12 @@ bool drain_kubevirt_moves(const drain_config_t *c, const kube_node_t *node, cons
     if (!c->kubevirt_seen)
         return false;
     return evicted || kube_node_has_taint(node, c->kubevirt_taint_key, "NoSchedule");
+}
+
+double drain_kubevirt_retry_wait(const drain_config_t *c, int failures)
+{
+    double wait = c->retry_backoff_seconds * ldexp(1.0, failures - 1);
+    if (c->kubevirt_seen)
+        wait = fmax(wait, DRAIN_KUBEVIRT_BACKOFF_SECONDS * ldexp(1.0, failures - 1));
+    return wait;
 }

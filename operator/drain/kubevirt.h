@@ -23,6 +23,18 @@
 /* KubeVirt's default nodeDrainTaintKey (pkg/virt-config). */
 #define DRAIN_KUBEVIRT_DEFAULT_TAINT "kubevirt.io/drain"
 
+/* KubeVirt's own backoff before another evacuation migration of a VMI
+ * whose last one failed: 20 s, doubling with each further failure
+ * (handleMigrationBackoff in virt-controller). It applies to vmdrain's
+ * migrations too, which carry kubevirt.io/evacuationMigration. */
+#define DRAIN_KUBEVIRT_BACKOFF_SECONDS 20
+
+/* Seconds to wait after failure number `failures` (>= 1) before the next
+ * attempt: retryBackoffSeconds doubling, and beside a KubeVirt whose CR was
+ * read never less than KubeVirt's own backoff, so that a retry is not
+ * created only to wait in Pending (where progressTimeout would count). */
+double drain_kubevirt_retry_wait(const drain_config_t *c, int failures);
+
 /* Reads the KubeVirt CR into out, starting from the defaults: the keys
  * it sets get their DRAIN_CFG_* bits, LiveMigration counts as on (it is
  * GA in KubeVirt), kubevirt_seen is true and kubevirt_taint_key is the

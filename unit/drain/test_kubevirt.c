@@ -114,3 +114,18 @@ Test(drain_kubevirt, shared_taint_key)
     drain_config_defaults(&c);
     cr_expect_not(drain_kubevirt_shares_taint(&c), "no CR read: nothing known");
 }
+
+Test(drain_kubevirt, retries_wait_at_least_kubevirts_backoff)
+{
+    drain_config_t c;
+    drain_config_defaults(&c);
+    c.retry_backoff_seconds = 2;
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 1), 2.0, 1e-9);
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 3), 8.0, 1e-9);
+    c = from_cr("");
+    c.retry_backoff_seconds = 2;
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 1), 20.0, 1e-9, "KubeVirt holds it 20 s");
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 2), 40.0, 1e-9);
+    c.retry_backoff_seconds = 100;
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 2), 200.0, 1e-9, "the longer one wins");
+}
