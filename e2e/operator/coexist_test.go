@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
 	"vmdrain.io/e2e/bed"
@@ -236,5 +237,73 @@ func checkOneInFlightPerVMI(t *testing.T, w *migWatcher) {
 	defer w.mu.Unlock()
 	for _, at := range w.vmiPeaks() {
 		t.Errorf("VMI %s had %d unfinished migrations at once (%s)", at.vmi, at.n, at.what)
+	}
+}
+
+// TestKubeVirtCRIsASource: vmdrain reads a KubeVirt CR (--kubevirt), in
+// either mode: its limits and timeouts apply where the ConfigMap sets none,
+// a ConfigMap key wins, an invalid CR is refused with a Warning Event and
+// the last good one stays, and KubeVirt's nodeDrainTaintKey equal to
+// vmdrain's is reported (metric, /readyz, Event) and cleared on change.
+func TestKubeVirtCRIsASource(t *testing.T) {
+	b := bed.OpenT(t)
+	ctx := context.Background()
+	ns := b.Namespace(t)
+	res := b.Dynamic.Resource(kubevirt.KubeVirtResource).Namespace(ns)
+	cr := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
+		"metadata": map[string]any{"name": "kv", "namespace": ns},
+		"spec": map[string]any{"configuration": map[string]any{
+			"evictionStrategy": "LiveMigrate",
+			"migrations": map[string]any{"nodeDrainTaintKey": taint, "parallelOutboundMigrationsPerNode": int64(1),
+				"progressTimeout": int64(77)}}}}}
+	if _, err := res.Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	patch := func(migrations string) {
+		t.Helper()
+		p := `{"spec":{"configuration":{"migrations":` + migrations + `}}}`
+		if _, err := res.Patch(ctx, "kv", types.MergePatchType, []byte(p), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setConfig(t, b, "LiveMigration", "retryBackoffSeconds: 9\n")
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startVmdrain(t, b, "--kubevirt", ns+"/kv", "--metrics-listen", metrics)
+	waitReady(t, metrics, 30*time.Second)
+	waitShared(t, metrics, true)
+	waitLog(t, p.log, 10*time.Second, "configuration applied", "parallelOutboundMigrationsPerNode=1 ",
+		"progressTimeout=77 ", "evictionStrategy=LiveMigrate", "retryBackoffSeconds=9 ")
+	waitLog(t, p.log, 10*time.Second, "KubeVirt acts on vmdrain's drain taint too", "kubevirt=kv")
+	waitEvent(t, b, ns, "kv", "DrainTaintShared")
+
+	// KubeVirt's key moved: the warning goes
+	patch(`{"nodeDrainTaintKey":"kubevirt.io/drain-by-kubevirt"}`)
+	waitShared(t, metrics, false)
+	// an invalid CR: refused whole, the last good one stays
+	patch(`{"parallelOutboundMigrationsPerNode":0,"progressTimeout":66}`)
+	waitEvent(t, b, ns, "kv", "InvalidConfiguration")
+	waitLog(t, p.log, 10*time.Second, "invalid KubeVirt configuration", "parallelOutboundMigrationsPerNode")
+	if l := waitLog(t, p.log, time.Second, "configuration applied"); strings.Contains(l, "progressTimeout=66") {
+		t.Errorf("the invalid CR was applied: %s", l)
+	}
+	// the ConfigMap's key wins over the CR's
+	patch(`{"parallelOutboundMigrationsPerNode":1,"progressTimeout":66}`)
+	waitLog(t, p.log, 10*time.Second, "configuration applied", "progressTimeout=66 ")
+	setConfig(t, b, "LiveMigration", "parallelOutboundMigrationsPerNode: 3\n")
+	waitLog(t, p.log, 10*time.Second, "configuration applied", "parallelOutboundMigrationsPerNode=3 ", "progressTimeout=66 ")
+	if err := p.terminate(15 * time.Second); err != nil {
+		t.Errorf("SIGTERM: %v (want exit 0)", err)
+	}
+}
+
+// waitEvent waits for an Event with reason on the object named name in ns.
+func waitEvent(t *testing.T, b *bed.Bed, ns, name, reason string) {
+	t.Helper()
+	err := bed.Eventually(context.Background(), 15*time.Second, func(context.Context) (bool, error) {
+		return eventReasons(t, b, ns, name)[reason] > 0, nil
+	})
+	if err != nil {
+		t.Errorf("no %s Event on %s/%s: %v", reason, ns, name, eventReasons(t, b, ns, name))
 	}
 }
