@@ -122,7 +122,7 @@ e2e: bin/vmdrain
 # vmdrain under valgrind in the end-to-end tests that cover the most of the
 # controller and the webhook, in the fast mode (the simulator plays KubeVirt);
 # a leak or memory error fails the test
-VALGRIND_E2E := TestTaintDrainMixedStrategies|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried
+VALGRIND_E2E := TestTaintDrainMixedStrategies|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried|TestKubeVirtCRIsASource
 .PHONY: valgrind-e2e
 valgrind-e2e: bin/vmdrain
 	VMDRAIN_KUBEVIRT=sim VMDRAIN_VALGRIND=1 VMDRAIN_E2E_RUN='$(VALGRIND_E2E)' bash scripts/e2e.sh
