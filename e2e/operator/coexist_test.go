@@ -249,40 +249,65 @@ func TestKubeVirtCRIsASource(t *testing.T) {
 	b := bed.OpenT(t)
 	ctx := context.Background()
 	ns := b.Namespace(t)
-	res := b.Dynamic.Resource(kubevirt.KubeVirtResource).Namespace(ns)
-	cr := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
-		"metadata": map[string]any{"name": "kv", "namespace": ns},
-		"spec": map[string]any{"configuration": map[string]any{
-			"evictionStrategy": "LiveMigrate",
-			"migrations": map[string]any{"nodeDrainTaintKey": taint, "parallelOutboundMigrationsPerNode": int64(1),
-				"progressTimeout": int64(77)}}}}}
-	if _, err := res.Create(ctx, cr, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	// KubeVirt's own components refuse to work beside a second KubeVirt
+	// CR: beside the real KubeVirt the test edits the bed's and puts it
+	// back; in the fast mode it makes its own
+	crNS, crName := ns, "kv"
+	if b.Real() {
+		crNS, crName = "kubevirt", "kubevirt"
+	}
+	res := b.Dynamic.Resource(kubevirt.KubeVirtResource).Namespace(crNS)
+	if b.Real() {
+		t.Cleanup(func() {
+			p := fmt.Sprintf(`{"spec":{"configuration":{"evictionStrategy":null,"migrations":{"nodeDrainTaintKey":%q,`+
+				`"parallelOutboundMigrationsPerNode":null,"progressTimeout":null}}}}`, b.Env["VMDRAIN_KUBEVIRT_DRAIN_TAINT_KEY"])
+			if _, err := res.Patch(context.Background(), crName, types.MergePatchType, []byte(p), metav1.PatchOptions{}); err != nil {
+				t.Errorf("restore the KubeVirt CR: %v", err)
+			}
+		})
+		p := fmt.Sprintf(`{"spec":{"configuration":{"evictionStrategy":"LiveMigrate","migrations":{"nodeDrainTaintKey":%q,`+
+			`"parallelOutboundMigrationsPerNode":1,"progressTimeout":77}}}}`, taint)
+		if _, err := res.Patch(ctx, crName, types.MergePatchType, []byte(p), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		cr := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
+			"metadata": map[string]any{"name": crName, "namespace": crNS},
+			"spec": map[string]any{"configuration": map[string]any{
+				"evictionStrategy": "LiveMigrate",
+				"migrations": map[string]any{"nodeDrainTaintKey": taint, "parallelOutboundMigrationsPerNode": int64(1),
+					"progressTimeout": int64(77)}}}}}
+		if _, err := res.Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	patch := func(migrations string) {
 		t.Helper()
 		p := `{"spec":{"configuration":{"migrations":` + migrations + `}}}`
-		if _, err := res.Patch(ctx, "kv", types.MergePatchType, []byte(p), metav1.PatchOptions{}); err != nil {
+		if _, err := res.Patch(ctx, crName, types.MergePatchType, []byte(p), metav1.PatchOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Events already on the CR (beside the real KubeVirt, earlier tests')
+	// do not count
+	seen := eventReasons(t, b, crNS, crName)
 	setConfig(t, b, "LiveMigration", "retryBackoffSeconds: 9\n")
 	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := startVmdrain(t, b, "--kubevirt", ns+"/kv", "--metrics-listen", metrics)
+	p := startVmdrain(t, b, "--kubevirt", crNS+"/"+crName, "--metrics-listen", metrics)
 	waitReady(t, metrics, 30*time.Second)
 	waitShared(t, metrics, true)
 	waitLog(t, p.log, 10*time.Second, "configuration applied", "parallelOutboundMigrationsPerNode=1 ",
 		"progressTimeout=77 ", "evictionStrategy=LiveMigrate", "retryBackoffSeconds=9 ")
-	waitLog(t, p.log, 10*time.Second, "KubeVirt acts on vmdrain's drain taint too", "kubevirt=kv")
-	waitEvent(t, b, ns, "kv", "DrainTaintShared")
+	waitLog(t, p.log, 10*time.Second, "KubeVirt acts on vmdrain's drain taint too", "kubevirt="+crName)
+	waitEvent(t, b, crNS, crName, "DrainTaintShared", seen)
 
 	// KubeVirt's key moved: the warning goes
 	patch(`{"nodeDrainTaintKey":"kubevirt.io/drain-by-kubevirt"}`)
 	waitShared(t, metrics, false)
 	// an invalid CR: refused whole, the last good one stays
 	patch(`{"parallelOutboundMigrationsPerNode":0,"progressTimeout":66}`)
-	waitEvent(t, b, ns, "kv", "InvalidConfiguration")
+	waitEvent(t, b, crNS, crName, "InvalidConfiguration", seen)
 	waitLog(t, p.log, 10*time.Second, "invalid KubeVirt configuration", "parallelOutboundMigrationsPerNode")
 	if l := waitLog(t, p.log, time.Second, "configuration applied"); strings.Contains(l, "progressTimeout=66") {
 		t.Errorf("the invalid CR was applied: %s", l)
@@ -297,11 +322,12 @@ func TestKubeVirtCRIsASource(t *testing.T) {
 	}
 }
 
-// waitEvent waits for an Event with reason on the object named name in ns.
-func waitEvent(t *testing.T, b *bed.Bed, ns, name, reason string) {
+// waitEvent waits for an Event with reason on the object named name in ns
+// beyond the ones counted in before.
+func waitEvent(t *testing.T, b *bed.Bed, ns, name, reason string, before map[string]int) {
 	t.Helper()
 	err := bed.Eventually(context.Background(), 15*time.Second, func(context.Context) (bool, error) {
-		return eventReasons(t, b, ns, name)[reason] > 0, nil
+		return eventReasons(t, b, ns, name)[reason] > before[reason], nil
 	})
 	if err != nil {
 		t.Errorf("no %s Event on %s/%s: %v", reason, ns, name, eventReasons(t, b, ns, name))
