@@ -137,6 +137,7 @@ void drain__history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
                        drain_history_t *h, drain_plan_t *p)
 {
     const char *node = v->node->obj.name;
+    vd_time_t last_object = {0, 0};
 
     memset(h, 0, sizeof(*h));
     for (size_t i = 0; i < v->n_migs; i++) {
@@ -170,12 +171,16 @@ void drain__history_of(const drain_view_t *v, const kube_vmi_t *vmi, vd_time_t s
             continue;
         if (m->phase == KUBE_MIGRATION_FAILED && !aborted_has(vmi, m)) {
             h->failures++;
+            h->failed_objects++;
             vd_time_t t = m->phase_changed.sec ? m->phase_changed : m->obj.created;
             if (time_diff(h->last_failure, t) > 0)
                 h->last_failure = t;
         }
     }
+    last_object = h->last_failure;
     h->failures += aborted_of(vmi, node, started, &h->last_attempt, &h->last_failure, p);
+    if (time_diff(last_object, h->last_failure) != 0)
+        h->failed_objects = 0; /* an abort came last: its object is gone */
 }
 
 /* Migrations that concern this node's drain and succeeded since it started:

@@ -26,6 +26,10 @@ typedef struct drain_history {
     bool finishing;                 /* a migration succeeded, the VMI has not moved yet */
     bool finishing_counted;         /* ... and progress counts it as migrated already */
     int failures;                   /* our failed attempts from this node */
+    /* of those, the ones whose Failed migration object is still there,
+     * when the newest failure is one of them (not an abort): what KubeVirt's
+     * own evacuation backoff counts; 0 otherwise */
+    int failed_objects;
     int last_attempt;               /* highest attempt number of ours */
     vd_time_t last_failure;
 } drain_history_t;

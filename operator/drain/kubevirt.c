@@ -115,10 +115,10 @@ bool drain_kubevirt_moves(const drain_config_t *c, const kube_node_t *node, cons
     return evicted || kube_node_has_taint(node, c->kubevirt_taint_key, "NoSchedule");
 }
 
-double drain_kubevirt_retry_wait(const drain_config_t *c, int failures)
+double drain_kubevirt_retry_wait(const drain_config_t *c, int failures, int failed_objects)
 {
     double wait = c->retry_backoff_seconds * ldexp(1.0, failures - 1);
-    if (c->kubevirt_seen)
-        wait = fmax(wait, DRAIN_KUBEVIRT_BACKOFF_SECONDS * ldexp(1.0, failures - 1));
+    if (c->kubevirt_seen && failed_objects > 0)
+        wait = fmax(wait, DRAIN_KUBEVIRT_BACKOFF_SECONDS * ldexp(1.0, failed_objects - 1));
     return wait;
 }

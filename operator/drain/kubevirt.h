@@ -30,10 +30,12 @@
 #define DRAIN_KUBEVIRT_BACKOFF_SECONDS 20
 
 /* Seconds to wait after failure number `failures` (>= 1) before the next
- * attempt: retryBackoffSeconds doubling, and beside a KubeVirt whose CR was
- * read never less than KubeVirt's own backoff, so that a retry is not
- * created only to wait in Pending (where progressTimeout would count). */
-double drain_kubevirt_retry_wait(const drain_config_t *c, int failures);
+ * attempt: retryBackoffSeconds doubling; and beside a KubeVirt whose CR was
+ * read, when `failed_objects` (> 0) Failed migrations KubeVirt counts are
+ * there, never less than KubeVirt's own backoff for them, so that a retry
+ * is not created only to wait in Pending (where progressTimeout would
+ * count). An abort deletes its migration: KubeVirt does not count it. */
+double drain_kubevirt_retry_wait(const drain_config_t *c, int failures, int failed_objects);
 
 /* Reads the KubeVirt CR into out, starting from the defaults: the keys
  * it sets get their DRAIN_CFG_* bits, LiveMigration counts as on (it is

@@ -280,7 +280,7 @@ static int plan_vmi(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vm
         return 0;
     }
     if (h.failures > 0) {
-        double wait = drain_kubevirt_retry_wait(cfg, h.failures);
+        double wait = drain_kubevirt_retry_wait(cfg, h.failures, h.failed_objects);
         /* failure times have whole seconds: the failure may have come up
          * to a second later, so the wait counts from the end of it */
         double left = wait + 1 - time_diff(h.last_failure, v->now);

@@ -120,12 +120,15 @@ Test(drain_kubevirt, retries_wait_at_least_kubevirts_backoff)
     drain_config_t c;
     drain_config_defaults(&c);
     c.retry_backoff_seconds = 2;
-    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 1), 2.0, 1e-9);
-    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 3), 8.0, 1e-9);
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 1, 1), 2.0, 1e-9, "no CR read");
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 3, 3), 8.0, 1e-9);
     c = from_cr("");
     c.retry_backoff_seconds = 2;
-    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 1), 20.0, 1e-9, "KubeVirt holds it 20 s");
-    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 2), 40.0, 1e-9);
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 1, 1), 20.0, 1e-9, "KubeVirt holds it 20 s");
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 2, 2), 40.0, 1e-9);
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 1, 0), 2.0, 1e-9,
+                       "after an abort KubeVirt has no Failed migration to count");
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 3, 1), 20.0, 1e-9, "two aborts, one failure");
     c.retry_backoff_seconds = 100;
-    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 2), 200.0, 1e-9, "the longer one wins");
+    cr_expect_float_eq(drain_kubevirt_retry_wait(&c, 2, 2), 200.0, 1e-9, "the longer one wins");
 }

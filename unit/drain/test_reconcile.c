@@ -807,3 +807,31 @@ Test(reconcile, kubevirts_own_mark_is_kubevirts_even_unconfigured)
     cr_expect_eq(p.by_kubevirt, 1);
     drain_plan_free(&p);
 }
+
+Test(reconcile, retries_beside_kubevirt_wait_for_its_backoff_after_a_failure_not_an_abort)
+{
+    drain_config_t cfg = kubevirt_config("kubevirt.io/drain-by-kubevirt");
+    cfg.retry_backoff_seconds = 2;
+    const char *ann = DRAINING_SINCE_MIDNIGHT;
+    const kube_vmi_t *vmis[] = {vmi("a", "aaaaaaaa-1", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Failed", "2026-01-02T00:00:01Z", "2026-01-02T00:01:00Z")};
+    /* 10 s after a Failed migration: vmdrain's 2 s are over, KubeVirt's 20 s not */
+    drain_plan_t p = run(&cfg, "2026-01-02T00:01:10Z", node(true, true, ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_candidates, 0, "KubeVirt would hold the retry in Pending");
+    cr_expect_float_eq(p.requeue_after, 11.0, 1e-6, "requeue in %.3f", p.requeue_after);
+    drain_plan_free(&p);
+    p = run(&cfg, "2026-01-02T00:01:21Z", node(true, true, ann), vmis, 1, migs, 1);
+    cr_expect_eq(p.n_candidates, 1);
+    drain_plan_free(&p);
+
+    /* an abort (the migration deleted, recorded on the VMI): KubeVirt has
+     * nothing to count, vmdrain's own backoff applies */
+    const kube_vmi_t *aborted[] = {
+        vmi_ann("a", "aaaaaaaa-1", "LiveMigrate", true,
+                "\"vmdrain.io/aborted\":\"n1/vmdrain-aaaaaaaa-1@1767312060\"")};
+    p = run(&cfg, "2026-01-02T00:01:10Z", node(true, true, ann), aborted, 1, NULL, 0);
+    cr_assert_eq(p.n_candidates, 1, "2 s after the abort");
+    cr_expect_eq(p.candidates[0].attempt, 2);
+    drain_plan_free(&p);
+}
