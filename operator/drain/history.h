@@ -30,7 +30,7 @@ typedef struct drain_history {
      * when the newest failure is one of them (not an abort): what KubeVirt's
      * own evacuation backoff counts; 0 otherwise */
     int failed_objects;
-    int last_attempt;               /* highest attempt number of ours */
+    int last_attempt; /* highest attempt number of ours */
     vd_time_t last_failure;
 } drain_history_t;
 
