@@ -5,7 +5,7 @@
  * subcommand. The exit codes are part of the interface and listed in the
  * help text.
  */
-#include "kube/config.h"
+#include "cmd/cluster.h"
 #include "cmd/run.h"
 #include "cmd/debug.h"
 #include "util/log.h"
@@ -59,30 +59,10 @@ static int usage_error(const char *what, const char *arg)
     return EXIT_USAGE;
 }
 
-/* Picks the configuration: --kubeconfig, else $KUBECONFIG or ~/.kube/config,
- * else (in a pod, with neither) the service account. */
-static int load_config(const char *kubeconfig, const char *context, kube_config_t *cfg)
-{
-    char err[512];
-    int rc;
-
-    if (!kubeconfig && !getenv("KUBECONFIG") && getenv("KUBERNETES_SERVICE_HOST"))
-        rc = kube_config_in_cluster(NULL, cfg, err, sizeof(err));
-    else
-        rc = kube_config_load(kubeconfig, context, cfg, err, sizeof(err));
-    if (rc < 0) {
-        log_error("cannot load the cluster configuration", "error", err);
-        return -1;
-    }
-    log_debug("cluster configuration loaded", "source", cfg->source, "server", cfg->server);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     enum { OPT_LOG_LEVEL = 256, OPT_LOG_FORMAT, OPT_KUBECONFIG, OPT_CONTEXT };
-    const char *kubeconfig = NULL, *context = NULL;
-    kube_config_t cfg = {0};
+    cmd_cluster_t cluster = {0};
     static const struct option options[] = {
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -114,10 +94,10 @@ int main(int argc, char **argv)
                 return usage_error("--log-format wants text or json, not", optarg);
             break;
         case OPT_KUBECONFIG:
-            kubeconfig = optarg;
+            cluster.kubeconfig = optarg;
             break;
         case OPT_CONTEXT:
-            context = optarg;
+            cluster.context = optarg;
             break;
         case ':':
             return usage_error("missing argument for option", argv[optind - 1]);
@@ -133,13 +113,9 @@ int main(int argc, char **argv)
     const char *command = argv[optind];
     if (strcmp(command, "debug") != 0 && strcmp(command, "run") != 0)
         return usage_error("unknown command", command);
-    bool help = false;
-    for (int i = optind + 1; i < argc; i++)
-        help |= strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0;
-    if (!help && load_config(kubeconfig, context, &cfg) < 0)
-        return EXIT_RUNTIME;
-    int rc = strcmp(command, "run") == 0 ? cmd_run_main(&cfg, argc - optind, argv + optind)
-                                         : cmd_debug_main(&cfg, argc - optind, argv + optind);
-    kube_config_free(&cfg);
+    /* the subcommand checks its flags, then loads the cluster configuration */
+    int rc = strcmp(command, "run") == 0 ? cmd_run_main(&cluster, argc - optind, argv + optind)
+                                         : cmd_debug_main(&cluster, argc - optind, argv + optind);
+    cmd_cluster_free(&cluster);
     return rc;
 }

@@ -209,7 +209,7 @@ static int parse_args(int argc, char **argv, informer_opts_t *o, debug_ctx_t *c)
     return -1;
 }
 
-int cmd_debug_main(kube_config_t *cfg, int argc, char **argv)
+int cmd_debug_main(cmd_cluster_t *cluster, int argc, char **argv)
 {
     informer_opts_t o = {0};
     debug_ctx_t c = {0};
@@ -218,6 +218,9 @@ int cmd_debug_main(kube_config_t *cfg, int argc, char **argv)
 
     if (rc >= 0)
         return rc;
+    if (cmd_cluster_load(cluster) < 0)
+        return 1;
+    kube_config_t *cfg = &cluster->cfg;
     /* one line per event, readable as it happens even through a pipe */
     setvbuf(stdout, NULL, _IOLBF, 0);
     c.loop = ev_default_loop(0);

@@ -6,10 +6,10 @@
 #ifndef VMDRAIN_CMD_DEBUG_H
 #define VMDRAIN_CMD_DEBUG_H
 
-#include "kube/config.h"
+#include "cmd/cluster.h"
 
-/* Runs the debug subcommand in argv[0] ("list" or "watch") with cfg.
- * Returns the process exit code. */
-int cmd_debug_main(kube_config_t *cfg, int argc, char **argv);
+/* Runs the debug subcommand in argv[0] ("list" or "watch") once its
+ * arguments are good. Returns the process exit code. */
+int cmd_debug_main(cmd_cluster_t *cluster, int argc, char **argv);
 
 #endif

@@ -284,7 +284,7 @@ static void run_loop(struct ev_loop *loop, run_ctx_t *r)
     ev_signal_stop(loop, &r->sigint);
 }
 
-int cmd_run_main(kube_config_t *cfg, int argc, char **argv)
+int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
 {
     run_flags_t f;
     run_ctx_t r = {0};
@@ -294,6 +294,9 @@ int cmd_run_main(kube_config_t *cfg, int argc, char **argv)
 
     if (rc >= 0)
         return rc;
+    if (cmd_cluster_load(cluster) < 0)
+        return 1;
+    kube_config_t *cfg = &cluster->cfg;
     seed_jitter();
     struct ev_loop *loop = ev_default_loop(0);
     kube_http_t *http = kube_http_new_opts(loop, cfg, &f.http, err, sizeof(err));

@@ -1,0 +1,28 @@
+/*
+ * cmd/cluster — where the subcommands find the cluster: the global
+ * --kubeconfig and --context, loaded only once a subcommand has checked its
+ * own flags, so that a bad flag is reported before a missing kubeconfig.
+ */
+#ifndef VMDRAIN_CMD_CLUSTER_H
+#define VMDRAIN_CMD_CLUSTER_H
+
+#include "kube/config.h"
+
+#include <stdbool.h>
+
+typedef struct cmd_cluster {
+    const char *kubeconfig; /* --kubeconfig, or NULL */
+    const char *context;    /* --context, or NULL */
+    kube_config_t cfg;      /* valid after cmd_cluster_load() returned 0 */
+    bool loaded;
+} cmd_cluster_t;
+
+/* Loads the configuration: --kubeconfig, else $KUBECONFIG or
+ * ~/.kube/config, else (in a pod, with neither) the service account.
+ * Returns 0, or -1 with the reason logged. */
+int cmd_cluster_load(cmd_cluster_t *c);
+
+/* Frees what cmd_cluster_load() loaded. */
+void cmd_cluster_free(cmd_cluster_t *c);
+
+#endif
