@@ -234,17 +234,35 @@ func ensurePV(ctx context.Context, kube kubernetes.Interface, ns, claim string, 
 // waitNodeSchedulable waits until the node agent has marked the node
 // schedulable for VMIs (launcher pods select kubevirt.io/schedulable=true
 // and request virt-handler's devices).
+// placeable: the node can take a new VM's launcher pod now.
+func placeable(node *corev1.Node) bool {
+	if _, kvm := node.Status.Allocatable["devices.kubevirt.io/kvm"]; !kvm || node.Labels[SchedulableLabel] != "true" ||
+		node.Spec.Unschedulable {
+		return false
+	}
+	for _, t := range node.Spec.Taints {
+		if t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute {
+			return false
+		}
+	}
+	return true
+}
+
 func waitNodeSchedulable(ctx context.Context, kube kubernetes.Interface, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		node, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		// kwok's node initialization may replace the resources the node
-		// agent advertised: wait until both the label and the devices are there.
-		if _, kvm := node.Status.Allocatable["devices.kubevirt.io/kvm"]; err == nil && node.Labels[SchedulableLabel] == "true" && kvm {
+		// agent advertised: wait until both the label and the devices are
+		// there; and until kube-controller-manager has lifted the taints a
+		// new node starts with (node.kubernetes.io/not-ready), or the
+		// scheduler puts the VM on another node despite its preference
+		if err == nil && placeable(node) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("node %s not labelled %s=true after %s (last error: %v)", name, SchedulableLabel, timeout, err)
+			return fmt.Errorf("node %s cannot take a VM after %s: want %s=true, KubeVirt's devices, no cordon and no NoSchedule taint (last error: %v)",
+				name, timeout, SchedulableLabel, err)
 		}
 		select {
 		case <-ctx.Done():
