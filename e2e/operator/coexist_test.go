@@ -182,19 +182,7 @@ func checkCoexistence(t *testing.T, b *bed.Bed, ns string, w *migWatcher, node s
 	if err := w.error(); err != nil {
 		t.Fatalf("migration watch: %v", err)
 	}
-	maxTotal, maxNode := 0, 0
-	for _, smp := range w.snapshot() {
-		maxTotal = max(maxTotal, smp.total)
-		for from, k := range smp.perNode {
-			maxNode = max(maxNode, k)
-			if k > 2 {
-				t.Errorf("%d migrations in flight out of %q after %s", k, from, smp.what)
-			}
-		}
-		if smp.total > 5 {
-			t.Errorf("%d migrations in flight in the cluster after %s", smp.total, smp.what)
-		}
-	}
+	maxTotal, maxNode := w.checkLimits(t, 2, 5)
 	t.Logf("max in flight (every creator): cluster %d, out of one node %d\n%s", maxTotal, maxNode, w.history())
 	if maxNode == 0 {
 		t.Error("the watcher saw no migration in flight")

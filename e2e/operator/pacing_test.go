@@ -232,6 +232,26 @@ func (w *migWatcher) vmiPeaks() []vmiPeak {
 	return w.vmiOver
 }
 
+// checkLimits fails the test for every watch event after which more than
+// perNode migrations were in flight out of one node or more than total in
+// the cluster, and returns the highest counts seen.
+func (w *migWatcher) checkLimits(t testing.TB, perNode, total int) (maxTotal, maxNode int) {
+	t.Helper()
+	for _, smp := range w.snapshot() {
+		maxTotal = max(maxTotal, smp.total)
+		for node, c := range smp.perNode {
+			maxNode = max(maxNode, c)
+			if c > perNode {
+				t.Errorf("%d migrations in flight out of %q after %s", c, node, smp.what)
+			}
+		}
+		if smp.total > total {
+			t.Errorf("%d migrations in flight in the cluster after %s", smp.total, smp.what)
+		}
+	}
+	return maxTotal, maxNode
+}
+
 func (w *migWatcher) snapshot() []migSample {
 	w.mu.Lock()
 	defer w.mu.Unlock()

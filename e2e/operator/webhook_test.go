@@ -144,19 +144,7 @@ func TestWebhookKubectlDrain(t *testing.T) {
 	}
 	t.Logf("kubectl drain output:\n%s", out)
 	// an independent watcher: the pacing limits held at every event
-	maxTotal, maxNode := 0, 0
-	for _, smp := range w.snapshot() {
-		maxTotal = max(maxTotal, smp.total)
-		for node, c := range smp.perNode {
-			maxNode = max(maxNode, c)
-			if c > 2 {
-				t.Errorf("%d migrations in flight out of %s after %s", c, node, smp.what)
-			}
-		}
-		if smp.total > 5 {
-			t.Errorf("%d migrations in flight in the cluster after %s", smp.total, smp.what)
-		}
-	}
+	maxTotal, maxNode := w.checkLimits(t, 2, 5)
 	if maxNode != 2 {
 		t.Errorf("out of the drained node at most %d were in flight, want the limit 2 reached", maxNode)
 	}
