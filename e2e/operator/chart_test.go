@@ -112,18 +112,22 @@ func chartWebhooks(t *testing.T, b *bed.Bed) []string {
 // outside the cluster here). It checks the webhook configuration and
 // returns the chart's TLS Secret and the --set flags an upgrade repeats.
 // The release is uninstalled when the test ends, pass or fail.
-func chartInstall(t *testing.T, b *bed.Bed, url, san string) (*corev1.Secret, []string) {
+func chartInstall(t *testing.T, b *bed.Bed, url, san string, more ...string) (*corev1.Secret, []string) {
 	t.Helper()
 	ctx := context.Background()
 	// Other tests keep a hand-made ConfigMap of the same name, which helm
 	// would refuse to adopt; and the MigrationPolicy goes, so vmdrain must
 	// create it with the chart's rights.
 	_ = b.Kube.CoreV1().ConfigMaps(chartNS).Delete(ctx, chartConfig, metav1.DeleteOptions{})
+	// vmdrain creates its Lease (helm does not); one left held by an
+	// earlier run would delay the lead by a lease duration
+	_ = b.Kube.CoordinationV1().Leases(chartNS).Delete(ctx, chartRelease, metav1.DeleteOptions{})
 	err := b.Dynamic.Resource(kubevirt.PolicyResource).Delete(ctx, chartPolicy, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
 	sets := []string{"--set", "webhook.url=" + url, "--set", "webhook.extraSANs={" + san + "}", "--set", "replicas=0"}
+	sets = append(sets, more...)
 	t.Cleanup(func() {
 		// the webhook must not outlive the test, pass or fail
 		uctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -346,7 +350,8 @@ func TestChartInstallAndRBAC(t *testing.T) {
 	out := kubectl(t, b, "apply", "--dry-run=server", "-f", manifest)
 	for _, want := range []string{"deployment.apps/vmdrain", "validatingwebhookconfiguration.admissionregistration.k8s.io/vmdrain",
 		"clusterrole.rbac.authorization.k8s.io/vmdrain", "configmap/vmdrain-config", "secret/vmdrain-tls",
-		"service/vmdrain", "poddisruptionbudget.policy/vmdrain"} {
+		"service/vmdrain", "poddisruptionbudget.policy/vmdrain", "role.rbac.authorization.k8s.io/vmdrain-lease",
+		"rolebinding.rbac.authorization.k8s.io/vmdrain-lease"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("server dry run did not accept %s:\n%s", want, out)
 		}
@@ -363,7 +368,8 @@ func TestChartInstallAndRBAC(t *testing.T) {
 	p := startVmdrainAs(t, tokenKubeconfig(t, b, filepath.Join(dir, "token")), chartNS+"/"+chartConfig,
 		"--tls-cert", filepath.Join(dir, "tls.crt"), "--tls-key", filepath.Join(dir, "tls.key"),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--metrics-listen", metrics,
-		"--kubevirt", "kubevirt/kubevirt") // as the chart's pods run it: its RBAC must allow the read
+		"--kubevirt", "kubevirt/kubevirt", // as the chart's pods run it: its RBAC must allow the read
+		"--leader-elect-lease", chartNS+"/"+chartRelease) // and the Lease's
 	waitReady(t, metrics, 30*time.Second)
 	waitLog(t, p.log, 30*time.Second, "configuration applied", "parallelMigrationsPerCluster=5")
 	chartDrains(t, b, "chart", metrics)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -58,8 +59,16 @@ type proc struct {
 // and the tests' configuration ConfigMap.
 func startVmdrain(t testing.TB, b *bed.Bed, extra ...string) *proc {
 	t.Helper()
+	// leader election stays on, on a Lease of this process's own: tests that
+	// run one vmdrain after another never wait for a killed one's Lease
+	if !slices.ContainsFunc(extra, func(a string) bool { return strings.HasPrefix(a, "--leader-elect") }) {
+		extra = append(extra, "--leader-elect-lease", fmt.Sprintf("%s/vmdrain-e2e-%d-%d", cfgNS, os.Getpid(), leaseSeq.Add(1)))
+	}
 	return startVmdrainAs(t, b.Kubeconfig, cfgNS+"/"+cfgName, extra...)
 }
+
+// leaseSeq numbers the Leases of the vmdrains one test binary starts.
+var leaseSeq atomic.Int64
 
 // startVmdrainAs runs `vmdrain run --config config` with kubeconfig,
 // logging to a file whose tail is printed when the test fails.

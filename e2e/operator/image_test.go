@@ -84,14 +84,29 @@ func containerPort(t *testing.T, c *corev1.Container, name string) int32 {
 	return 0
 }
 
-// TestChartImageInCluster: the image `make image` built, started by docker
-// the way a kubelet starts the chart's pod: the Deployment's own arguments
-// and security settings, the chart's service account token and the
-// cluster's CA at the in-cluster path, KUBERNETES_SERVICE_HOST and _PORT,
-// the chart's serving pair where the Deployment mounts its Secret. The API
-// server calls the webhook at the container's address. A taint drain and a
-// kubectl drain pass with no refused request; SIGTERM ends it with exit 0.
-func TestChartImageInCluster(t *testing.T) {
+// chartPods starts the image `make image` built as the chart's pods would
+// run: the Deployment's own arguments, environment and security settings,
+// the chart's service account token and the cluster's CA at the in-cluster
+// path, KUBERNETES_SERVICE_HOST and _PORT, the chart's serving pair where
+// the Deployment mounts its Secret, each container at an address of its
+// own on one docker network.
+type chartPods struct {
+	t        *testing.T
+	b        *bed.Bed
+	image    string
+	network  string
+	api      *neturl.URL
+	pod      corev1.PodSpec
+	saDir    string // host directories mounted into every container
+	tlsDir   string
+	tlsMount string
+}
+
+// newChartPods installs the chart with its webhook at url (the serving
+// certificate naming san too) and prepares what the containers mount.
+// The chart's own --set flags can be added.
+func newChartPods(t *testing.T, b *bed.Bed, network, url, san string, sets ...string) *chartPods {
+	t.Helper()
 	if err := exec.Command("docker", "info").Run(); err != nil {
 		t.Skipf("no usable docker engine (docker info: %v)", err)
 	}
@@ -100,35 +115,28 @@ func TestChartImageInCluster(t *testing.T) {
 		t.Fatal("VMDRAIN_IMAGE is not set: `make image` builds the image and prints its name; `make e2e` does both")
 	}
 	docker(t, "image", "inspect", "--format", "{{.Id}}", image)
-	b := bed.OpenT(t)
 	api, err := neturl.Parse(b.Env["VMDRAIN_APISERVER_DOCKER"])
 	if err != nil || api.Hostname() == "" {
 		t.Fatalf("the bed's API server address for containers %q: %v", b.Env["VMDRAIN_APISERVER_DOCKER"], err)
 	}
-
-	network, ip := dockerNetwork(t)
-	secret, _ := chartInstall(t, b, fmt.Sprintf("https://%s/validate-eviction", net.JoinHostPort(ip, "8443")), ip)
-	d := chartDeployment(t, b)
-	pod := d.Spec.Template.Spec
-	c := &pod.Containers[0]
+	secret, _ := chartInstall(t, b, url, san, sets...)
+	cp := &chartPods{t: t, b: b, image: image, network: network, api: api, pod: chartDeployment(t, b).Spec.Template.Spec}
+	c := &cp.pod.Containers[0]
 	if p := containerPort(t, c, "webhook"); p != 8443 {
 		t.Fatalf("the chart's webhook port is %d; the test expects the default 8443", p)
 	}
-	metrics := net.JoinHostPort(ip, fmt.Sprint(containerPort(t, c, "metrics")))
-	var tlsMount string
 	for _, m := range c.VolumeMounts {
 		if m.Name == "tls" {
-			tlsMount = m.MountPath
+			cp.tlsMount = m.MountPath
 		}
 	}
-	if tlsMount == "" {
+	if cp.tlsMount == "" {
 		t.Fatal("the chart's Deployment mounts no tls volume")
 	}
-
 	// What a kubelet would mount, readable by the container's user.
 	dir := t.TempDir()
-	sa, tlsDir := filepath.Join(dir, "sa"), filepath.Join(dir, "tls")
-	for _, d := range []string{dir, sa, tlsDir} {
+	cp.saDir, cp.tlsDir = filepath.Join(dir, "sa"), filepath.Join(dir, "tls")
+	for _, d := range []string{dir, cp.saDir, cp.tlsDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -136,22 +144,56 @@ func TestChartImageInCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	writeFiles(t, sa, 0o644, map[string][]byte{"token": []byte(chartToken(t, b)),
+	writeFiles(t, cp.saDir, 0o644, map[string][]byte{"token": []byte(chartToken(t, b)),
 		"ca.crt": b.Config.TLSClientConfig.CAData, "namespace": []byte(chartNS)})
-	writeFiles(t, tlsDir, 0o644, map[string][]byte{"tls.crt": secret.Data["tls.crt"], "tls.key": secret.Data["tls.key"]})
+	writeFiles(t, cp.tlsDir, 0o644, map[string][]byte{"tls.crt": secret.Data["tls.crt"], "tls.key": secret.Data["tls.key"]})
 	if len(b.Config.TLSClientConfig.CAData) == 0 {
 		t.Fatal("the bed's kubeconfig carries no CA data")
 	}
+	return cp
+}
 
+// chartPod is one running container.
+type chartPod struct {
+	name, ip, metrics, log string
+}
+
+// env is the container's environment as a kubelet sets it: plain values,
+// and the downward API's pod name and namespace.
+func (cp *chartPods) env(name string) []string {
+	var args []string
+	for _, e := range cp.pod.Containers[0].Env {
+		v := e.Value
+		if f := e.ValueFrom; f != nil && f.FieldRef != nil {
+			switch f.FieldRef.FieldPath {
+			case "metadata.name":
+				v = name
+			case "metadata.namespace":
+				v = chartNS
+			default:
+				cp.t.Fatalf("the test does not know the field %s of env %s", f.FieldRef.FieldPath, e.Name)
+			}
+		}
+		args = append(args, "-e", e.Name+"="+v)
+	}
+	return args
+}
+
+// start runs a container named name at ip; it is removed when the test
+// ends, and its log is printed when the test failed.
+func (cp *chartPods) start(name, ip string) *chartPod {
+	t := cp.t
+	t.Helper()
+	c, pod := &cp.pod.Containers[0], &cp.pod
 	sc := c.SecurityContext
 	if sc == nil || sc.RunAsUser == nil || pod.SecurityContext == nil || pod.SecurityContext.RunAsGroup == nil {
 		t.Fatal("the chart's Deployment sets no user and group")
 	}
-	name := uniq("vmdrain")
-	args := []string{"run", "-d", "--name", name, "--network", network, "--ip", ip,
+	args := []string{"run", "-d", "--name", name, "--hostname", name, "--network", cp.network, "--ip", ip,
 		"--user", fmt.Sprintf("%d:%d", *sc.RunAsUser, *pod.SecurityContext.RunAsGroup),
-		"-e", "KUBERNETES_SERVICE_HOST=" + api.Hostname(), "-e", "KUBERNETES_SERVICE_PORT=" + api.Port(),
-		"-v", sa + ":" + saDir + ":ro", "-v", tlsDir + ":" + tlsMount + ":ro"}
+		"-e", "KUBERNETES_SERVICE_HOST=" + cp.api.Hostname(), "-e", "KUBERNETES_SERVICE_PORT=" + cp.api.Port(),
+		"-v", cp.saDir + ":" + saDir + ":ro", "-v", cp.tlsDir + ":" + cp.tlsMount + ":ro"}
+	args = append(args, cp.env(name)...)
 	if sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
 		args = append(args, "--read-only")
 	}
@@ -163,49 +205,83 @@ func TestChartImageInCluster(t *testing.T) {
 			args = append(args, "--cap-drop", string(cap))
 		}
 	}
-	args = append(args, image)
+	args = append(args, cp.image)
 	args = append(args, c.Args...)
 	docker(t, args...)
-	logPath := filepath.Join(t.TempDir(), "vmdrain.log")
-	logFile, err := os.Create(logPath)
+	p := &chartPod{name: name, ip: ip, metrics: net.JoinHostPort(ip, fmt.Sprint(containerPort(t, c, "metrics"))),
+		log: filepath.Join(t.TempDir(), name+".log")}
+	cp.follow(p, "")
+	t.Logf("docker %s", strings.Join(args, " "))
+	return p
+}
+
+// follow appends the container's log into p.log: all of it, or what it
+// writes from since on (a restarted container's).
+func (cp *chartPods) follow(p *chartPod, since string) {
+	t := cp.t
+	logFile, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	follow := exec.Command("docker", "logs", "-f", name)
+	args := []string{"logs", "-f", p.name}
+	if since != "" {
+		args = append(args, "--since", since)
+	}
+	follow := exec.Command("docker", args...)
 	follow.Stdout, follow.Stderr = logFile, logFile
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = exec.Command("docker", "rm", "-f", name).Run()
+		_ = exec.Command("docker", "rm", "-f", p.name).Run()
 		_ = follow.Wait()
 		logFile.Close()
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
+		if t.Failed() && since == "" {
+			data, _ := os.ReadFile(p.log)
 			lines := strings.Split(string(data), "\n")
 			if len(lines) > 300 {
 				lines = lines[len(lines)-300:]
 			}
-			t.Logf("container log (last lines):\n%s", strings.Join(lines, "\n"))
+			t.Logf("container %s log (last lines):\n%s", p.name, strings.Join(lines, "\n"))
 		}
 	})
-	t.Logf("docker %s", strings.Join(args, " "))
-	waitReady(t, metrics, 60*time.Second)
-	if got := docker(t, "exec", name, "id", "-u"); got != fmt.Sprint(*sc.RunAsUser) {
+}
+
+// grace is the pod's termination grace period.
+func (cp *chartPods) grace() int64 {
+	if g := cp.pod.TerminationGracePeriodSeconds; g != nil {
+		return *g
+	}
+	return 30
+}
+
+// TestChartImageInCluster: one container as the chart's pod (chartPods).
+// The API server calls the webhook at the container's address. A taint
+// drain and a kubectl drain pass with no refused request; SIGTERM ends it
+// with exit 0.
+func TestChartImageInCluster(t *testing.T) {
+	b := bed.OpenT(t)
+	network, ip := dockerNetwork(t)
+	cp := newChartPods(t, b, network, fmt.Sprintf("https://%s/validate-eviction", net.JoinHostPort(ip, "8443")), ip)
+	p := cp.start(uniq("vmdrain"), ip)
+	waitReady(t, p.metrics, 60*time.Second)
+	sc := cp.pod.Containers[0].SecurityContext
+	if got := docker(t, "exec", p.name, "id", "-u"); got != fmt.Sprint(*sc.RunAsUser) {
 		t.Errorf("the container runs as uid %s, want %d", got, *sc.RunAsUser)
 	}
+	waitHolder(t, b, chartNS, chartRelease, p.name, 30*time.Second)
 
-	chartDrains(t, b, "img", metrics)
-	checkNotRefused(t, logPath, metrics)
+	chartDrains(t, b, "img", p.metrics)
+	checkNotRefused(t, p.log, p.metrics)
 
-	// SIGTERM, as a kubelet stops the pod: vmdrain ends cleanly.
-	grace := int64(30)
-	if pod.TerminationGracePeriodSeconds != nil {
-		grace = *pod.TerminationGracePeriodSeconds
-	}
-	docker(t, "stop", "-t", fmt.Sprint(grace), name)
-	if code := docker(t, "inspect", "-f", "{{.State.ExitCode}}", name); code != "0" {
+	// SIGTERM, as a kubelet stops the pod: vmdrain ends cleanly, and
+	// releases the Lease
+	docker(t, "stop", "-t", fmt.Sprint(cp.grace()), p.name)
+	if code := docker(t, "inspect", "-f", "{{.State.ExitCode}}", p.name); code != "0" {
 		t.Errorf("vmdrain's container exited %s after SIGTERM, want 0", code)
+	}
+	if h := leaseHolder(t, b, chartNS, chartRelease); h != "" {
+		t.Errorf("after SIGTERM the Lease is still held by %q", h)
 	}
 	chartUninstall(t, b)
 }

@@ -5,7 +5,9 @@
 #include "cmd/cluster.h"
 #include "util/log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cmd_cluster_load(cmd_cluster_t *c)
 {
@@ -32,4 +34,19 @@ void cmd_cluster_free(cmd_cluster_t *c)
     if (c->loaded)
         kube_config_free(&c->cfg);
     c->loaded = false;
+}
+
+int cmd_parse_object_ref(const char *flag, const char *arg, char *ns, char *name)
+{
+    const size_t max = CMD_REF_MAX;
+    const char *slash = strchr(arg, '/');
+    if (!slash || slash == arg || !slash[1] || strchr(slash + 1, '/') ||
+        (size_t)(slash - arg) >= max || strlen(slash + 1) >= max) {
+        fprintf(stderr, "vmdrain: %s wants NAMESPACE/NAME, not '%s'\n", flag, arg);
+        return -1;
+    }
+    memcpy(ns, arg, (size_t)(slash - arg));
+    ns[slash - arg] = '\0';
+    snprintf(name, max, "%s", slash + 1);
+    return 0;
 }

@@ -22,6 +22,13 @@ typedef struct cmd_cluster {
  * Returns 0, or -1 with the reason logged. */
 int cmd_cluster_load(cmd_cluster_t *c);
 
+/* The size of each half of a NAMESPACE/NAME flag's value. */
+#define CMD_REF_MAX 254
+
+/* Parses flag's NAMESPACE/NAME into ns and name (CMD_REF_MAX bytes each).
+ * Returns 0 or -1 (message printed). */
+int cmd_parse_object_ref(const char *flag, const char *arg, char *ns, char *name);
+
 /* Frees what cmd_cluster_load() loaded. */
 void cmd_cluster_free(cmd_cluster_t *c);
 

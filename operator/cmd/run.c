@@ -6,8 +6,14 @@
  * (cmd/webhook.c), serves /metrics and the probes whether or not the
  * webhook is enabled, and runs the loop until SIGTERM or SIGINT.
  *
- * May call: drain/controller, web/server, cmd/webhook, kube/http, util/.
+ * With leader election (cmd/leader.c) the engine writes only while this
+ * replica leads; at shutdown it stops, lets sent writes finish, then
+ * releases the Lease so the next replica takes over at once.
+ *
+ * May call: drain/controller, web/server, cmd/webhook, cmd/leader,
+ * kube/http, util/.
  */
+#include "cmd/leader.h"
 #include "cmd/run.h"
 #include "cmd/webhook.h"
 #include "drain/controller.h"
@@ -27,25 +33,42 @@
 #define SHUTDOWN_GRACE 10.0
 
 typedef struct run_flags {
-    char ns[254], name[254];
-    char kv_ns[254], kv_name[254]; /* --kubevirt; "" when not given */
+    char ns[CMD_REF_MAX], name[CMD_REF_MAX];
+    char kv_ns[CMD_REF_MAX], kv_name[CMD_REF_MAX]; /* --kubevirt; "" when not given */
     const char *cert, *key, *listen, *metrics_listen;
     kube_http_opts_t http; /* the request rate limit */
+    cmd_leader_flags_t leader;
 } run_flags_t;
 
 typedef struct run_ctx {
+    struct ev_loop *loop;
     drain_controller_t *ctl;
+    cmd_leader_t *leader; /* NULL with --leader-elect=false */
     ev_signal sigterm, sigint;
     ev_timer grace, poll;
-    bool stopping;
+    bool stopping, releasing;
 } run_ctx_t;
 
+static void on_released(void *ud)
+{
+    run_ctx_t *r = ud;
+    ev_break(r->loop, EVBREAK_ALL);
+}
+
+/* Once the writes sent have finished: the Lease is released, then the
+ * loop ends. */
 static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
 {
     run_ctx_t *r = w->data;
     (void)revents;
-    if (drain_controller_pending_writes(r->ctl) == 0)
+    if (drain_controller_pending_writes(r->ctl) != 0 || r->releasing)
+        return;
+    if (!r->leader) {
         ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    r->releasing = true;
+    cmd_leader_release(r->leader, on_released, r);
 }
 
 static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
@@ -102,24 +125,7 @@ static void usage(FILE *out)
         "  --kube-api-qps N         requests a second to the apiserver, watches excepted\n"
         "                           (default 50, as client-go; 0 for no limit)\n"
         "  --kube-api-burst N       requests sent at once before the rate applies\n"
-        "                           (default 100)\n");
-}
-
-/* Parses flag's NAMESPACE/NAME into ns and name (254 bytes each).
- * Returns 0 or -1 (message printed). */
-static int parse_object_ref(const char *flag, const char *arg, char *ns, char *name)
-{
-    const size_t max = sizeof(((run_flags_t *)0)->ns);
-    const char *slash = strchr(arg, '/');
-    if (!slash || slash == arg || !slash[1] || strchr(slash + 1, '/') ||
-        (size_t)(slash - arg) >= max || strlen(slash + 1) >= max) {
-        fprintf(stderr, "vmdrain: %s wants NAMESPACE/NAME, not '%s'\n", flag, arg);
-        return -1;
-    }
-    memcpy(ns, arg, (size_t)(slash - arg));
-    ns[slash - arg] = '\0';
-    snprintf(name, max, "%s", slash + 1);
-    return 0;
+        "                           (default 100)\n" CMD_LEADER_USAGE);
 }
 
 /* Parses a number flag into out, within [min, max]. Returns 0 or -1
@@ -144,9 +150,9 @@ static int take_flag(int opt, const char *arg, run_flags_t *f)
 
     switch (opt) {
     case 'c':
-        return parse_object_ref("--config", arg, f->ns, f->name);
+        return cmd_parse_object_ref("--config", arg, f->ns, f->name);
     case 'k':
-        return parse_object_ref("--kubevirt", arg, f->kv_ns, f->kv_name);
+        return cmd_parse_object_ref("--kubevirt", arg, f->kv_ns, f->kv_name);
     case 'C':
         f->cert = arg;
         return 0;
@@ -171,7 +177,7 @@ static int take_flag(int opt, const char *arg, run_flags_t *f)
         f->http.burst = (int)v;
         return 0;
     default:
-        return -1;
+        return cmd_leader_take_flag(&f->leader, opt, arg) == 0 ? 0 : -1;
     }
 }
 
@@ -188,14 +194,18 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         {"kube-api-qps", required_argument, NULL, 'Q'},
         {"kube-api-burst", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
     };
+    enum { N_OWN = sizeof(options) / sizeof(options[0]) };
+    struct option all[N_OWN + CMD_LEADER_OPTIONS + 1];
     int opt;
 
+    memcpy(all, options, sizeof(options));
+    memcpy(all + N_OWN, cmd_leader_options, sizeof(all[0]) * (CMD_LEADER_OPTIONS + 1));
     *f =
         (run_flags_t){.listen = ":8443", .metrics_listen = ":8080", .http = KUBE_HTTP_OPTS_DEFAULT};
+    cmd_leader_flags_init(&f->leader);
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "+:c:k:C:K:L:M:Q:B:h", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:c:k:C:K:L:M:Q:B:h", all, NULL)) != -1) {
         if (opt == 'h') {
             usage(stdout);
             return 0;
@@ -216,6 +226,8 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         fprintf(stderr, "vmdrain: --tls-cert and --tls-key go together\n");
         return 2;
     }
+    if (f->leader.enabled && cmd_leader_flags_finish(&f->leader, f->ns) < 0)
+        return 2;
     return -1;
 }
 
@@ -307,7 +319,9 @@ int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
     drain_controller_opts_t o = {.config_ns = f.ns,
                                  .config_name = f.name,
                                  .kubevirt_ns = f.kv_ns,
-                                 .kubevirt_name = f.kv_name};
+                                 .kubevirt_name = f.kv_name,
+                                 .follower = f.leader.enabled};
+    r.loop = loop;
     r.ctl = drain_controller_new(loop, http, &o);
     if (!r.ctl) {
         log_error("cannot create the controller: out of memory");
@@ -315,13 +329,18 @@ int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
         return 1;
     }
     web_server_t *web = start_web(loop, &f, r.ctl, &failed);
+    if (!failed && f.leader.enabled)
+        failed = !(r.leader = cmd_leader_start(loop, cfg, &f.leader, r.ctl));
     if (failed) {
+        web_server_free(web);
         kube_http_free(http);
         drain_controller_free(r.ctl);
         return 1;
     }
-    log_info("vmdrain starting", "server", cfg->server, "configmap", f.name, "namespace", f.ns);
+    log_info("vmdrain starting", "server", cfg->server, "configmap", f.name, "namespace", f.ns,
+             "leader_election", f.leader.enabled ? "on" : "off");
     run_loop(loop, &r);
+    cmd_leader_free(r.leader);
     /* the transport first: it ends every request still pending with one
      * on_done, whose context (the controller's) must still be alive */
     drain_controller_stop(r.ctl);

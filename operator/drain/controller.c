@@ -164,6 +164,30 @@ void drain__on_synced(void *ud)
     informer_foreach(c->nodes, enqueue_node, c);
 }
 
+#define FENCE_TEXT "this replica does not lead"
+
+void drain_controller_set_leading(drain_controller_t *c, bool leading)
+{
+    if (c->leading == leading || (leading && c->stopped))
+        return;
+    c->leading = leading;
+    kube_http_fence(c->http, leading ? NULL : FENCE_TEXT);
+    if (!leading) {
+        log_info("writes stopped: this replica does not lead; caches and the webhook stay on");
+        return;
+    }
+    log_info("leading: reconciling every node", "ready", c->ready ? "yes" : "not yet");
+    if (c->ready) {
+        drain__write_policy(c);
+        informer_foreach(c->nodes, enqueue_node, c);
+    }
+}
+
+bool drain_controller_leading(const drain_controller_t *c)
+{
+    return c->leading;
+}
+
 /* --- lifecycle ------------------------------------------------------------------------ */
 
 static void on_ready_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -241,6 +265,9 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     c->cfg_ns = strdup(opts->config_ns);
     c->cfg_name = strdup(opts->config_name);
     c->patch_interval = opts->patch_interval > 0 ? opts->patch_interval : 1.0;
+    c->leading = !opts->follower;
+    if (opts->follower)
+        kube_http_fence(http, FENCE_TEXT);
     drain_config_defaults(&c->cfg);
     c->cm_cfg = c->cfg;
     if (opts->kubevirt_name && *opts->kubevirt_name) {

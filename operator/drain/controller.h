@@ -34,6 +34,9 @@ typedef struct drain_controller_opts {
      * NULL namespace: "kubevirt") */
     const char *kubevirt_ns;
     const char *kubevirt_name;
+    /* leader election: start as a replica that does not lead (until
+     * drain_controller_set_leading()); false: lead from the start */
+    bool follower;
 } drain_controller_opts_t;
 
 /* Creates the controller; nothing happens before drain_controller_start().
@@ -51,6 +54,15 @@ bool drain_controller_ready(const drain_controller_t *c);
  * configuration (KubeVirt acting on vmdrain's taint key) and returns its
  * length; 0 when there is none. */
 int drain_controller_warning(const drain_controller_t *c, char *out, size_t n);
+
+/* Leads (true) or not. A replica that does not lead keeps its caches and
+ * answers evictions, writes only the marks of the evictions it answered,
+ * and its transport refuses every other write (kube_http_fence()), those
+ * in flight included. Taking the lead lifts the fence and reconciles every
+ * node. */
+void drain_controller_set_leading(drain_controller_t *c, bool leading);
+
+bool drain_controller_leading(const drain_controller_t *c);
 
 /* Stops reconciling and the watches; writes already sent may finish.
  * Returns the number of writes still outstanding. */

@@ -114,7 +114,7 @@ void drain__dispatch(drain_controller_t *c)
     if (!g_in_flight)
         g_in_flight = metrics_gauge_new(
             "migrations_in_flight", "Migrations in flight in the cluster, all creators.", 0, NULL);
-    if (c->stopped || !c->ready)
+    if (c->stopped || !c->ready || !c->leading)
         return;
     if (recount(c) < 0) {
         log_error("cannot count the migrations in flight: out of memory; nothing starts now");

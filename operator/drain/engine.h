@@ -77,6 +77,7 @@ struct drain_controller {
     informer_t *nodes, *vmis, *migs, *cms, *pods, *kvs;
     int synced, n_informers;
     bool ready, stopped;
+    bool leading; /* this replica writes (else only the marks of its evictions) */
     workqueue_t *queue;
     planner_t *planner;
     hmap_t rt;       /* node name -> node_rt_t */
@@ -149,6 +150,10 @@ void drain__writer_metrics(void);
  * reports of finished migrations. */
 void drain__write_plan(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
                        const drain_plan_t *p);
+
+/* A replica that does not lead: writes only the eviction marks of the
+ * plan (through the fence), nothing else. */
+void drain__write_marks(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p);
 
 /* Labels the VMI for the MigrationPolicy (when not yet), then creates the
  * migration of candidate dc from node. Returns 0, or -1 when nothing was

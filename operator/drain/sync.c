@@ -197,6 +197,13 @@ static int reconcile_view(drain_controller_t *c, node_rt_t *r, drain_view_t *v)
     if (plan.bad_numbers)
         log_warn("numbers that vmdrain did not write were ignored", "node", name, "object",
                  plan.bad_number);
+    if (!c->leading) { /* the leader writes the rest, and reports the ends */
+        drain__write_marks(c, v, &plan);
+        hmap_free(&r->ended);
+        hmap_init(&r->ended);
+        drain_plan_free(&plan);
+        return 0;
+    }
     r->state = plan.state;
     r->blocked = plan.blocked;
     drain__update_gauges(c);

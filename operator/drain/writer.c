@@ -314,18 +314,31 @@ static void write_vmi_meta(drain_controller_t *c, const drain_view_t *v,
     }
     snprintf(w->expect, sizeof(w->expect), "%s", expect);
     snprintf(w->mig_name, sizeof(w->mig_name), "%s", what[vw->kind]);
-    if (!kube_patch(c->http, kube_resource_of_kind(KUBE_KIND_VMI), vmi->obj.ns, vmi->obj.name, NULL,
-                    KUBE_MERGE_PATCH, patch, on_vmi_meta, w)) {
+    const kube_resource_t *res = kube_resource_of_kind(KUBE_KIND_VMI);
+    if (!(c->leading ? kube_patch(c->http, res, vmi->obj.ns, vmi->obj.name, NULL, KUBE_MERGE_PATCH,
+                                  patch, on_vmi_meta, w)
+                     : kube_patch_unfenced(c->http, res, vmi->obj.ns, vmi->obj.name,
+                                           KUBE_MERGE_PATCH, patch, on_vmi_meta, w))) {
         wdone(w);
     } else if (vw->kind == DRAIN_VMI_MARK) {
         const char *msg = drain__evict_message(c, key);
-        log_info("marking the VMI for evacuation", "vmi", key, "node", node, "why", vw->why);
-        if (msg)
+        log_info("marking the VMI for evacuation", "vmi", key, "node", node, "why", vw->why,
+                 "leading", c->leading ? "yes" : "no");
+        if (msg && c->leading)
             event2(c, &v->node->obj, &vmi->obj, "Normal", "EvictionIntercepted", msg);
     } else if (vw->kind == DRAIN_VMI_UNMARK) {
         log_info("clearing the eviction mark", "vmi", key, "node", node, "why", vw->why);
     }
     free(patch);
+}
+
+void drain__write_marks(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p)
+{
+    if (c->stopped)
+        return;
+    for (size_t i = 0; i < p->n_vmi_writes; i++)
+        if (p->vmi_writes[i].kind == DRAIN_VMI_MARK)
+            write_vmi_meta(c, v, &p->vmi_writes[i]);
 }
 
 /* --- reports of finished migrations ------------------------------------------------------- */
@@ -350,7 +363,7 @@ static void write_finished(drain_controller_t *c, const drain_view_t *v, const k
 void drain__write_plan(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
                        const drain_plan_t *p)
 {
-    if (c->stopped)
+    if (c->stopped || !c->leading)
         return;
     write_node(c, r, v, p);
     for (size_t i = 0; i < p->n_deletes; i++)
@@ -458,7 +471,7 @@ int drain__write_create(drain_controller_t *c, const drain_candidate_t *dc, cons
 void drain__write_event(drain_controller_t *c, const kube_obj_t *obj, const char *type,
                         const char *reason, const char *msg)
 {
-    if (!c->stopped)
+    if (!c->stopped && c->leading)
         kube_event(c->http, obj, type, reason, msg);
 }
 
@@ -507,7 +520,7 @@ void drain__write_policy(drain_controller_t *c)
     char bw[32];
     const kube_resource_t *r = kube_resource_of_kind(KUBE_KIND_MIGRATION_POLICY);
 
-    if (c->stopped || c->policy_absent)
+    if (c->stopped || c->policy_absent || !c->leading)
         return;
     if (c->cfg.bandwidth_per_migration % (1 << 20) == 0)
         snprintf(bw, sizeof(bw), "%lldMi", (long long)(c->cfg.bandwidth_per_migration >> 20));

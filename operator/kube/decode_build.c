@@ -281,6 +281,12 @@ static const char **string_slot(kube_decoder_t *d, int field)
         return &((kube_kubevirt_t *)o)->node_drain_taint_key;
     case F_KV_PHASE:
         return &((kube_kubevirt_t *)o)->phase;
+    case F_LEASE_HOLDER:
+        return &((kube_lease_t *)o)->holder_identity;
+    case F_LEASE_ACQUIRE:
+        return &((kube_lease_t *)o)->acquire_time;
+    case F_LEASE_RENEW:
+        return &((kube_lease_t *)o)->renew_time;
     }
     return NULL;
 }
@@ -386,6 +392,12 @@ static void set_int(kube_decoder_t *d, int field, int64_t v)
         break;
     case F_KV_PROGRESS:
         ((kube_kubevirt_t *)o)->progress_timeout = v;
+        break;
+    case F_LEASE_DURATION:
+        ((kube_lease_t *)o)->lease_duration_seconds = v;
+        break;
+    case F_LEASE_TRANSITIONS:
+        ((kube_lease_t *)o)->lease_transitions = v;
         break;
     case F_ST_CODE:
         d->st.code = v < 0 || v > 999 ? 0 : (int)v;

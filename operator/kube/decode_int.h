@@ -73,6 +73,7 @@ enum ctx {
     C_KV_CONFIG,
     C_KV_MIGRATIONS,
     C_KV_STATUS,
+    C_LEASE_SPEC,
     C_COUNT
 };
 
@@ -138,6 +139,11 @@ enum field {
     F_KV_TAINT_KEY,
     F_KV_EVICTION,
     F_KV_PHASE,
+    F_LEASE_HOLDER,
+    F_LEASE_DURATION,
+    F_LEASE_TRANSITIONS,
+    F_LEASE_ACQUIRE,
+    F_LEASE_RENEW,
 };
 
 /* A lenient row is read when it fits and ignored when it does not: the

@@ -171,6 +171,15 @@ static const struct row kv_migrations_rows[] = {
     END,
 };
 static const struct row kv_status_rows[] = {STR("phase", F_KV_PHASE), END};
+static const struct row lease_rows[] = {MAP("spec", C_LEASE_SPEC), END};
+static const struct row lease_spec_rows[] = {
+    STR("holderIdentity", F_LEASE_HOLDER),
+    ROW("leaseDurationSeconds", F_LEASE_DURATION, J_INT, 0, 0),
+    ROW("leaseTransitions", F_LEASE_TRANSITIONS, J_INT, 0, 0),
+    STR("acquireTime", F_LEASE_ACQUIRE),
+    STR("renewTime", F_LEASE_RENEW),
+    END,
+};
 
 const struct kube__dec_ctx_info kube__dec_ctxs[C_COUNT] = {
     [C_SKIP] = {"", CLS_SKIP, 0, NULL},
@@ -211,11 +220,12 @@ const struct kube__dec_ctx_info kube__dec_ctxs[C_COUNT] = {
     [C_KV_CONFIG] = {"spec.configuration", CLS_STRUCT, 0, kv_config_rows},
     [C_KV_MIGRATIONS] = {"spec.configuration.migrations", CLS_STRUCT, 0, kv_migrations_rows},
     [C_KV_STATUS] = {"status", CLS_STRUCT, 0, kv_status_rows},
+    [C_LEASE_SPEC] = {"spec", CLS_STRUCT, 0, lease_spec_rows},
 };
 
 const struct row *const kube__dec_kind_rows[KUBE_KIND_COUNT] = {
     [KUBE_KIND_NODE] = node_rows,    [KUBE_KIND_POD] = pod_rows,
     [KUBE_KIND_VMI] = vmi_rows,      [KUBE_KIND_MIGRATION] = mig_rows,
     [KUBE_KIND_CONFIGMAP] = cm_rows, [KUBE_KIND_MIGRATION_POLICY] = pol_rows,
-    [KUBE_KIND_KUBEVIRT] = kv_rows,
+    [KUBE_KIND_KUBEVIRT] = kv_rows,  [KUBE_KIND_LEASE] = lease_rows,
 };

@@ -579,6 +579,51 @@ static void http_admit(kube_http_t *h, kube_req_t *r)
         wait_arm(h);
 }
 
+/* ---- the fence ------------------------------------------------------------- */
+
+static bool req_fenced(const kube_http_t *h, const kube_req_t *r)
+{
+    return h->fence && !r->unfenced && strcmp(r->method, "GET") != 0;
+}
+
+/* Ends a write the fence stops, in whatever state before its on_done. */
+static void req_fence(kube_req_t *r)
+{
+    kube_http_t *h = r->h;
+    if (r->state == REQ_WAITING)
+        wait_remove(h, r);
+    else if (r->state != REQ_NEW && r->state != REQ_RUNNING)
+        return;
+    kube__req_fail(r, util_strprintf("fenced: %s", h->fence));
+    r->cc = CURLE_ABORTED_BY_CALLBACK;
+    if (!r->counted) {
+        r->counted = true;
+        metrics_counter_add(h->fenced_total, 1, (const char *const[]){r->verb});
+    }
+    if (r->state == REQ_NEW) { /* still in the start list, which releases it */
+        r->state = REQ_DONE;
+        return;
+    }
+    r->state = REQ_RUNNING;
+    req_finish(r);
+}
+
+void kube_http_fence(kube_http_t *h, const char *why)
+{
+    if (!h || h->closing)
+        return;
+    free(h->fence);
+    h->fence = why ? strdup(why) : NULL;
+    if (why && !h->fence)
+        h->fence = strdup("out of memory");
+    if (!h->fence)
+        return;
+    for (kube_req_t *r = h->reqs; r; r = r->next)
+        if (req_fenced(h, r))
+            req_fence(r);
+    http_arm(h);
+}
+
 kube_req_t *kube_http_request(kube_http_t *h, const kube_req_opts_t *o)
 {
     if (!h || !o || !o->path || o->path[0] != '/' || !o->on_done || h->closing)
@@ -600,6 +645,12 @@ kube_req_t *kube_http_request(kube_http_t *h, const kube_req_opts_t *o)
     buf_init(&r->body_buf, r->max_body);
     if (kube__req_setup(r) < 0)
         goto out_free;
+    if (req_fenced(h, r)) {
+        fifo_push(&h->start, r);
+        req_fence(r);
+        http_arm(h);
+        return r;
+    }
     http_admit(h, r);
     return r;
 
@@ -752,7 +803,7 @@ kube_http_t *kube_http_new(struct ev_loop *loop, kube_config_t *cfg, char *err, 
  * to every transport). */
 static void http_metrics(kube_http_t *h)
 {
-    static const char *const labels[] = {"verb", "code"};
+    static const char *const labels[] = {"verb", "code"}, *const verb[] = {"verb"};
     h->requests_total = metrics_counter_new(
         "api_requests_total", "Requests sent to the kube-apiserver, by verb and HTTP status.", 2,
         labels);
@@ -761,6 +812,9 @@ static void http_metrics(kube_http_t *h)
                             "Requests to the kube-apiserver that waited for the client-side rate "
                             "limit (qps, burst).",
                             0, NULL);
+    h->fenced_total = metrics_counter_new(
+        "api_fenced_requests_total",
+        "Writes not sent because this replica does not lead (the fence), by verb.", 1, verb);
 }
 
 kube_http_t *kube_http_new_opts(struct ev_loop *loop, kube_config_t *cfg, const kube_http_opts_t *o,
@@ -839,6 +893,7 @@ static void http_destroy(kube_http_t *h)
     ev_idle_stop(h->loop, &h->nowait);
     curl_slist_free_all(h->connect_to);
     free(h->base_url);
+    free(h->fence);
     free(h);
 }
 

@@ -100,6 +100,7 @@ typedef struct kube_req_opts {
     void *ud;
     const char *verb; /* metrics label (get, list, watch, create, patch,
                          update, delete); derived from method and watch when NULL */
+    bool unfenced;    /* a write kube_http_fence() lets through */
 } kube_req_opts_t;
 
 /* How the transport behaves towards the apiserver. */
@@ -156,6 +157,16 @@ void kube_req_cancel(kube_req_t *r);
 
 /* Sets the error text reported when on_data returns -1 (copied). */
 void kube_req_set_error(kube_req_t *r, const char *msg);
+
+/* The fence: while on, every write (a method other than GET) that is not
+ * unfenced ends with an error naming why (status 0, error
+ * "METHOD /path: fenced: WHY") instead of being sent, and counts in
+ * vmdrain_api_fenced_requests_total{verb}, not in api_requests_total.
+ * Turning it on also ends the writes waiting for the rate limit or in
+ * flight the same way: their transfers are stopped (an HTTP/2 stream is
+ * reset, an HTTP/1.1 connection closed), so none is sent from then on. A
+ * NULL why turns the fence off. Their on_done calls come from the loop. */
+void kube_http_fence(kube_http_t *h, const char *why);
 
 /* A decoded Kubernetes Status object (metav1.Status). */
 typedef struct kube_api_status {

@@ -249,6 +249,7 @@ int kube__req_copy_opts(kube_req_t *r, const kube_req_opts_t *o)
         r->body_len = o->body_len;
     }
     r->watch = o->watch;
+    r->unfenced = o->unfenced;
     r->timeout = o->timeout > 0 ? o->timeout : KUBE_HTTP_TIMEOUT;
     r->idle_timeout = o->idle_timeout > 0 ? o->idle_timeout : KUBE_HTTP_IDLE_TIMEOUT;
     r->max_body = o->max_body ? o->max_body : KUBE_HTTP_MAX_BODY;

@@ -42,6 +42,7 @@ struct kube_req {
     bool queued; /* in the release queue */
     bool counted;
     bool notify;      /* owed an on_done saying it was cancelled (kube_http_free) */
+    bool unfenced;    /* kube_req_opts_t.unfenced */
     kube_req_t *prev; /* all live requests */
     kube_req_t *next;
     kube_req_t *qnext; /* wait list, start list or release queue */
@@ -98,9 +99,11 @@ struct kube_http {
     http_sock_t *socks;
     int depth;    /* > 0 while our callbacks run */
     bool closing; /* kube_http_free() was called */
+    char *fence;  /* kube_http_fence(): why writes are refused, or NULL */
     ev_tstamp last_401_reload;
     metrics_counter_t *requests_total;
     metrics_counter_t *throttled_total;
+    metrics_counter_t *fenced_total;
 };
 
 static inline bool kube__is_2xx(long status)

@@ -27,6 +27,7 @@ static const char *const kind_names[KUBE_KIND_COUNT] = {
     [KUBE_KIND_CONFIGMAP] = "ConfigMap",
     [KUBE_KIND_MIGRATION_POLICY] = "MigrationPolicy",
     [KUBE_KIND_KUBEVIRT] = "KubeVirt",
+    [KUBE_KIND_LEASE] = "Lease",
 };
 
 static const char *const list_names[KUBE_KIND_COUNT] = {
@@ -37,6 +38,7 @@ static const char *const list_names[KUBE_KIND_COUNT] = {
     [KUBE_KIND_CONFIGMAP] = "ConfigMapList",
     [KUBE_KIND_MIGRATION_POLICY] = "MigrationPolicyList",
     [KUBE_KIND_KUBEVIRT] = "KubeVirtList",
+    [KUBE_KIND_LEASE] = "LeaseList",
 };
 
 const char *kube_kind_name(kube_kind_t kind)
@@ -255,6 +257,7 @@ DOWNCAST(kube_obj_as_migration, kube_migration_t, KUBE_KIND_MIGRATION)
 DOWNCAST(kube_obj_as_configmap, kube_configmap_t, KUBE_KIND_CONFIGMAP)
 DOWNCAST(kube_obj_as_migration_policy, kube_migration_policy_t, KUBE_KIND_MIGRATION_POLICY)
 DOWNCAST(kube_obj_as_kubevirt, kube_kubevirt_t, KUBE_KIND_KUBEVIRT)
+DOWNCAST(kube_obj_as_lease, kube_lease_t, KUBE_KIND_LEASE)
 
 /* --- the builder --------------------------------------------------------- */
 
@@ -267,6 +270,7 @@ typedef union kube_any {
     kube_configmap_t configmap;
     kube_migration_policy_t policy;
     kube_kubevirt_t kubevirt;
+    kube_lease_t lease;
 } kube_any_t;
 
 /* One string field of the scratch object: where it is, where its bytes are. */
@@ -312,6 +316,8 @@ static size_t kind_struct_size(const kube__build_t *b)
         return sizeof(b->u.policy);
     case KUBE_KIND_KUBEVIRT:
         return sizeof(b->u.kubevirt);
+    case KUBE_KIND_LEASE:
+        return sizeof(b->u.lease);
     }
     return sizeof(b->u.obj);
 }
@@ -367,6 +373,12 @@ static void reset_defaults(kube__build_t *b)
         k->parallel_migrations_per_cluster = k->parallel_outbound_per_node = -1;
         k->bandwidth_per_migration = k->completion_timeout_per_gib = k->progress_timeout = -1;
         k->node_drain_taint_key = k->phase = kube_empty;
+        break;
+    }
+    case KUBE_KIND_LEASE: {
+        kube_lease_t *l = &b->u.lease;
+        l->holder_identity = l->acquire_time = l->renew_time = kube_empty;
+        l->lease_duration_seconds = -1;
         break;
     }
     case KUBE_KIND_NODE:

@@ -1,7 +1,7 @@
 /*
  * objects — compact, read-only projections of the Kubernetes objects vmdrain
  * reads: Nodes, Pods, VirtualMachineInstances, VirtualMachineInstanceMigrations,
- * ConfigMaps, MigrationPolicies and the KubeVirt CR.
+ * ConfigMaps, MigrationPolicies, the KubeVirt CR and Leases.
  *
  * A projection keeps only the fields vmdrain uses (docs/decoding.md lists
  * them) and lives in ONE allocation: the struct, its arrays and every string
@@ -36,9 +36,10 @@ typedef enum kube_kind {
     KUBE_KIND_CONFIGMAP,        /* v1 ConfigMap */
     KUBE_KIND_MIGRATION_POLICY, /* migrations.kubevirt.io/v1alpha1 MigrationPolicy */
     KUBE_KIND_KUBEVIRT,         /* kubevirt.io/v1 KubeVirt (KubeVirt's configuration) */
+    KUBE_KIND_LEASE,            /* coordination.k8s.io/v1 Lease (leader election) */
 } kube_kind_t;
 
-#define KUBE_KIND_COUNT 7
+#define KUBE_KIND_COUNT 8
 
 /* Total bytes of keys and values kept from a ConfigMap's data; a ConfigMap
  * with more is skipped by the decoder (the API server caps it at 1 MiB too). */
@@ -221,6 +222,18 @@ typedef struct kube_kubevirt {
     const char *phase; /* status.phase ("Deployed", ...); "" when absent */
 } kube_kubevirt_t;
 
+/* A Lease, as the leader election reads it (spec). Times stay the strings
+ * the apiserver sent (MicroTime, RFC 3339 with microseconds): the election
+ * measures time on its own clock and only writes them back. */
+typedef struct kube_lease {
+    kube_obj_t obj;
+    const char *holder_identity;    /* spec.holderIdentity; "" when absent */
+    int64_t lease_duration_seconds; /* spec.leaseDurationSeconds; -1 when absent */
+    int64_t lease_transitions;      /* spec.leaseTransitions; 0 when absent */
+    const char *acquire_time;       /* spec.acquireTime; "" when absent */
+    const char *renew_time;         /* spec.renewTime; "" when absent */
+} kube_lease_t;
+
 /* "Node", "Pod", "VirtualMachineInstance", ... (the Kubernetes kind). */
 const char *kube_kind_name(kube_kind_t kind);
 
@@ -256,6 +269,7 @@ const kube_migration_t *kube_obj_as_migration(const kube_obj_t *obj);
 const kube_configmap_t *kube_obj_as_configmap(const kube_obj_t *obj);
 const kube_migration_policy_t *kube_obj_as_migration_policy(const kube_obj_t *obj);
 const kube_kubevirt_t *kube_obj_as_kubevirt(const kube_obj_t *obj);
+const kube_lease_t *kube_obj_as_lease(const kube_obj_t *obj);
 
 /* Whether the node has a taint with this key and effect. */
 bool kube_node_has_taint(const kube_node_t *n, const char *key, const char *effect);

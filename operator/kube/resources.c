@@ -20,6 +20,8 @@ static const kube_resource_t resources[] = {
      "/apis/migrations.kubevirt.io/v1alpha1", "migrations.kubevirt.io/v1alpha1", false},
     {"kubevirts", "kubevirt,kv", KUBE_KIND_KUBEVIRT, "/apis/kubevirt.io/v1", "kubevirt.io/v1",
      true},
+    {"leases", "lease", KUBE_KIND_LEASE, "/apis/coordination.k8s.io/v1", "coordination.k8s.io/v1",
+     true},
 };
 
 #define NRESOURCES (sizeof(resources) / sizeof(resources[0]))
@@ -58,7 +60,7 @@ const kube_resource_t *kube_resource_of_kind(kube_kind_t kind)
 const char *kube_resource_names(void)
 {
     return "nodes, pods, configmaps, virtualmachineinstances (vmi), "
-           "virtualmachineinstancemigrations (vmim), migrationpolicies, kubevirts (kv)";
+           "virtualmachineinstancemigrations (vmim), migrationpolicies, kubevirts (kv), leases";
 }
 
 int kube_url_escape(buf_t *out, const char *s)

@@ -34,7 +34,8 @@ static void on_write_done(void *ud, const kube_result_t *res)
 }
 
 static kube_req_t *send(kube_http_t *h, const char *method, const char *verb, buf_t *path,
-                        const char *content_type, const char *body, kube_write_cb cb, void *ud)
+                        const char *content_type, const char *body, bool unfenced, kube_write_cb cb,
+                        void *ud)
 {
     write_box_t *b = calloc(1, sizeof(*b));
     kube_req_t *r = NULL;
@@ -51,7 +52,8 @@ static kube_req_t *send(kube_http_t *h, const char *method, const char *verb, bu
                          .body_len = body ? strlen(body) : 0,
                          .on_done = on_write_done,
                          .ud = b,
-                         .verb = verb};
+                         .verb = verb,
+                         .unfenced = unfenced};
     if (path->data)
         r = kube_http_request(h, &o);
     if (!r)
@@ -65,7 +67,19 @@ kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns
     buf_t path;
     buf_init(&path, 4096);
     kube_resource_path(r, ns, NULL, NULL, &path);
-    kube_req_t *req = send(h, "POST", "create", &path, "application/json", body, cb, ud);
+    kube_req_t *req = send(h, "POST", "create", &path, "application/json", body, false, cb, ud);
+    buf_free(&path);
+    return req;
+}
+
+static kube_req_t *patch(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
+                         const char *subresource, const char *patch_type, const char *body,
+                         bool unfenced, kube_write_cb cb, void *ud)
+{
+    buf_t path;
+    buf_init(&path, 4096);
+    kube_resource_path(r, ns, name, subresource, &path);
+    kube_req_t *req = send(h, "PATCH", "patch", &path, patch_type, body, unfenced, cb, ud);
     buf_free(&path);
     return req;
 }
@@ -74,12 +88,14 @@ kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns,
                        const char *subresource, const char *patch_type, const char *body,
                        kube_write_cb cb, void *ud)
 {
-    buf_t path;
-    buf_init(&path, 4096);
-    kube_resource_path(r, ns, name, subresource, &path);
-    kube_req_t *req = send(h, "PATCH", "patch", &path, patch_type, body, cb, ud);
-    buf_free(&path);
-    return req;
+    return patch(h, r, ns, name, subresource, patch_type, body, false, cb, ud);
+}
+
+kube_req_t *kube_patch_unfenced(kube_http_t *h, const kube_resource_t *r, const char *ns,
+                                const char *name, const char *patch_type, const char *body,
+                                kube_write_cb cb, void *ud)
+{
+    return patch(h, r, ns, name, NULL, patch_type, body, true, cb, ud);
 }
 
 kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns, const char *name,
@@ -98,7 +114,7 @@ kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns
                  "\"propagationPolicy\":\"Background\"}");
     buf_init(&path, 4096);
     kube_resource_path(r, ns, name, NULL, &path);
-    kube_req_t *req = send(h, "DELETE", "delete", &path, "application/json", body, cb, ud);
+    kube_req_t *req = send(h, "DELETE", "delete", &path, "application/json", body, false, cb, ud);
     buf_free(&path);
     return req;
 }
@@ -166,7 +182,7 @@ void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const c
         buf_t path;
         buf_init(&path, 1024);
         buf_printf(&path, "/api/v1/namespaces/%s/events", ns);
-        send(h, "POST", "create", &path, "application/json", json, NULL, NULL);
+        send(h, "POST", "create", &path, "application/json", json, false, NULL, NULL);
         buf_free(&path);
         free(json);
     }

@@ -26,6 +26,12 @@ kube_req_t *kube_patch(kube_http_t *h, const kube_resource_t *r, const char *ns,
                        const char *subresource, const char *patch_type, const char *body,
                        kube_write_cb cb, void *ud);
 
+/* kube_patch() through the fence (kube_http_fence()): the one kind of
+ * write a replica that does not lead makes, an idempotent mark. */
+kube_req_t *kube_patch_unfenced(kube_http_t *h, const kube_resource_t *r, const char *ns,
+                                const char *name, const char *patch_type, const char *body,
+                                kube_write_cb cb, void *ud);
+
 /* DELETEs an object with propagationPolicy Background and, when uid is not
  * NULL, a precondition on it (so a re-created object of the same name is
  * never deleted by mistake). */

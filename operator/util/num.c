@@ -4,6 +4,7 @@
  */
 #include "util/num.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int num_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
@@ -46,4 +47,34 @@ int num_parse_int(const char *s, int min, int max, int *out)
         return -1;
     *out = (int)v;
     return 0;
+}
+
+int num_parse_duration(const char *s, double *out)
+{
+    static const struct {
+        const char *unit;
+        double scale;
+    } units[] = {{"ms", 1e-3}, {"s", 1}, {"m", 60}, {"h", 3600}, {"", 1}};
+    size_t digits = 0, dots = 0, n;
+
+    if (!s)
+        return -1;
+    for (n = 0; (s[n] >= '0' && s[n] <= '9') || s[n] == '.'; n++) {
+        if (s[n] == '.')
+            dots++;
+        else
+            digits++;
+    }
+    if (!digits || dots > 1 || n > 15)
+        return -1;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(s + n, units[i].unit) != 0)
+            continue;
+        char tmp[16];
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        *out = strtod(tmp, NULL) * units[i].scale;
+        return 0;
+    }
+    return -1;
 }

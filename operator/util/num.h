@@ -21,4 +21,10 @@ int num_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *
 /* The same for a NUL-terminated string into an int. */
 int num_parse_int(const char *s, int min, int max, int *out);
 
+/* Parses a duration as a flag gives it: a decimal number (digits and at
+ * most one '.', 15 characters at most) and one unit of "ms", "s", "m" or
+ * "h", or none for seconds ("15s", "1.5", "500ms", "2m"). Returns 0 and
+ * sets *out to seconds, or -1 leaving it alone. */
+int num_parse_duration(const char *s, double *out);
+
 #endif

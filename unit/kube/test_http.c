@@ -1266,3 +1266,81 @@ Test(http, the_default_limit_is_fifty_a_second_after_a_burst_of_a_hundred)
     for (int i = 0; i < 130; i++)
         outcome_free(&o[i]);
 }
+
+/* ---- the fence ------------------------------------------------------------------- */
+
+Test(http, a_fenced_transport_sends_reads_and_unfenced_writes_only)
+{
+    testserver_json(testserver_route(srv, NULL, "/ok", 200), "{}");
+    kube_http_fence(h, "not the leader");
+    outcome_t o[4] = {0};
+    start((kube_req_opts_t){.path = "/ok"}, &o[0], false);
+    start((kube_req_opts_t){.method = "POST", .path = "/ok", .body = "{}", .body_len = 2}, &o[1],
+          false);
+    start(
+        (kube_req_opts_t){
+            .method = "PATCH", .path = "/ok", .body = "{}", .body_len = 2, .unfenced = true},
+        &o[2], false);
+    start((kube_req_opts_t){.method = "DELETE", .path = "/ok"}, &o[3], false);
+    for (int i = 0; i < 4; i++)
+        cr_assert(run_until(&o[i].done, 10), "request %d", i);
+    cr_expect_null(o[0].error);
+    cr_expect_null(o[2].error);
+    for (int i = 1; i < 4; i += 2) {
+        cr_expect_eq(o[i].status, 0);
+        cr_assert_not_null(o[i].error);
+        cr_expect(strstr(o[i].error, "fenced: not the leader") != NULL, "%s", o[i].error);
+        cr_expect_not(o[i].cancelled);
+    }
+    cr_expect_eq(testserver_nrequests(srv), 2, "only the GET and the unfenced PATCH were sent");
+    for (int i = 0; i < testserver_nrequests(srv); i++) {
+        const char *m = testserver_request(srv, i)->method;
+        cr_expect(strcmp(m, "GET") == 0 || strcmp(m, "PATCH") == 0, "%s was sent", m);
+    }
+    double v = -1;
+    cr_expect_eq(metrics_get("api_fenced_requests_total", (const char *const[]){"create"}, &v), 0);
+    cr_expect_eq(v, 1);
+    cr_expect_neq(metrics_get("api_requests_total", (const char *const[]){"create", "error"}, &v),
+                  0, "a fenced write counts as a request");
+    /* lifted: writes go again */
+    kube_http_fence(h, NULL);
+    outcome_t again = {0};
+    start((kube_req_opts_t){.method = "POST", .path = "/ok", .body = "{}", .body_len = 2}, &again,
+          false);
+    cr_assert(run_until(&again.done, 10));
+    cr_expect_null(again.error);
+    for (int i = 0; i < 4; i++)
+        outcome_free(&o[i]);
+    outcome_free(&again);
+}
+
+Test(http, the_fence_ends_writes_in_flight_and_waiting_at_once)
+{
+    kube_http_opts_t slow = {.qps = 0.5, .burst = 1};
+    char err[256];
+    kube_http_free(h);
+    h = kube_http_new_opts(loop, &cfg, &slow, err, sizeof(err));
+    cr_assert_not_null(h, "%s", err);
+    testserver_delay(testserver_route(srv, "PUT", "/hang", 200), -1);
+    outcome_t sent = {0}, waiting = {0};
+    start((kube_req_opts_t){.method = "PUT", .path = "/hang", .body = "{}", .body_len = 2}, &sent,
+          false);
+    start((kube_req_opts_t){.method = "PUT", .path = "/hang", .body = "{}", .body_len = 2},
+          &waiting, false);
+    for (double t0 = ev_time(); testserver_nrequests(srv) < 1 && ev_time() - t0 < 5;)
+        run_for(0.05);
+    cr_assert_eq(testserver_nrequests(srv), 1);
+    run_for(0.1);
+    cr_expect_not(sent.done);
+    cr_expect_not(waiting.done, "the second waits for the rate limit");
+    double at = ev_time();
+    kube_http_fence(h, "lost the lease");
+    cr_assert(run_until(&sent.done, 2) && run_until(&waiting.done, 2));
+    cr_expect(sent.finished - at < 0.5, "ended %.3f s after the fence", sent.finished - at);
+    cr_expect(strstr(sent.error, "fenced: lost the lease") != NULL, "%s", sent.error);
+    cr_expect(strstr(waiting.error, "fenced: lost the lease") != NULL, "%s", waiting.error);
+    run_for(2.2);
+    cr_expect_eq(testserver_nrequests(srv), 1, "the waiting write was never sent");
+    outcome_free(&sent);
+    outcome_free(&waiting);
+}

@@ -51,3 +51,24 @@ Test(num, refuses_what_is_not_a_number_it_may_hold)
     cr_expect_eq(num_parse_i64("12345", 2, 0, 100, &v), 0);
     cr_expect_eq(v, 12);
 }
+
+Test(num, parses_durations_with_one_unit)
+{
+    static const struct {
+        const char *in;
+        double want;
+    } good[] = {{"15s", 15}, {"1.5", 1.5}, {"500ms", 0.5},
+                {"2m", 120}, {"1h", 3600}, {"0.25s", 0.25}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        double v = -1;
+        cr_expect_eq(num_parse_duration(good[i].in, &v), 0, "%s refused", good[i].in);
+        cr_expect_float_eq(v, good[i].want, 1e-9, "%s gave %g", good[i].in, v);
+    }
+    static const char *const bad[] = {"",     "s",     "-1s", "1.2.3s", "1 s",
+                                      "1sec", "1m30s", "1e3", ".",      "1234567890123456s"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        double v = 7;
+        cr_expect_eq(num_parse_duration(bad[i], &v), -1, "'%s' accepted", bad[i]);
+        cr_expect_float_eq(v, 7, 0, "'%s' changed the output", bad[i]);
+    }
+}

@@ -41,6 +41,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-config" (include "vmdrain.fullname" .) }}
 {{- end }}
 
+{{/* The Lease the replicas hold for leader election, in the release namespace. */}}
+{{- define "vmdrain.leaseName" -}}
+{{- default (include "vmdrain.fullname" .) .Values.leaderElection.leaseName }}
+{{- end }}
+
 {{/* The Secret holding the webhook's serving pair (tls.crt, tls.key, ca.crt). */}}
 {{- define "vmdrain.tlsSecretName" -}}
 {{- printf "%s-tls" (include "vmdrain.fullname" .) }}
