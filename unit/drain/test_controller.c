@@ -214,13 +214,20 @@ static void cluster(const char *nodes, const char *vmis, const char *migs, const
     watch(CMS, NULL, NULL, 0);
 }
 
-static void start(void)
+static void start_as(bool follower)
 {
-    drain_controller_opts_t o = {
-        .config_ns = "kubevirt", .config_name = "kubevirt-config", .patch_interval = 0.05};
+    drain_controller_opts_t o = {.config_ns = "kubevirt",
+                                 .config_name = "kubevirt-config",
+                                 .patch_interval = 0.05,
+                                 .follower = follower};
     ctl = drain_controller_new(loop, http, &o);
     cr_assert_not_null(ctl);
     drain_controller_start(ctl);
+}
+
+static void start(void)
+{
+    start_as(false);
 }
 
 /* Requests recorded with this method whose target starts with prefix. */
@@ -676,4 +683,54 @@ Test(controller, shutdown_with_a_pending_eviction_lookup_answers_it_and_leaks_no
     drain_controller_stop(ctl);
     cr_expect_eq(answers, 1);
     cr_expect_eq(answer.decision, DRAIN_EVICT_DENY_NOT_READY);
+}
+
+/* --- leader election: a replica that does not lead ------------------------------------------ */
+
+/* Writes the server received (anything but GET). */
+static int writes(void)
+{
+    int n = 0;
+    for (int i = 0; i < testserver_nrequests(srv); i++)
+        if (strcmp(testserver_request(srv, i)->method, "GET") != 0)
+            n++;
+    return n;
+}
+
+Test(controller, a_replica_that_does_not_lead_writes_nothing_until_it_leads)
+{
+    cluster(node_json("n1", "10", true),
+            fmt("%s,%s", vmi_json("a", "n1", "20", ""), vmi_json("b", "n1", "21", "")), "", "",
+            "parallelOutboundMigrationsPerNode: 2");
+    start_as(true);
+    cr_assert(run_until(is_ready, 5), "its caches sync as a leader's do");
+    run_until(NULL, 1.0);
+    cr_expect_eq(writes(), 0, "%d writes from a replica that does not lead", writes());
+    cr_expect_not(drain_controller_leading(ctl));
+    drain_controller_set_leading(ctl, true);
+    cr_expect(run_until(two_creates, 5), "taking the lead reconciles every node");
+    cr_expect_geq(count_body("PATCH", NODES "/n1", "\"unschedulable\":true"), 1);
+    /* the lead lost: nothing more is written, not even what was due */
+    drain_controller_set_leading(ctl, false);
+    int before = writes();
+    run_until(NULL, 1.0);
+    cr_expect_eq(writes(), before, "writes after the lead was lost");
+}
+
+Test(controller, a_replica_that_does_not_lead_answers_an_eviction_and_writes_only_the_mark)
+{
+    cluster(fmt("{\"metadata\":{\"name\":\"n1\",\"uid\":\"u-n1\",\"resourceVersion\":\"10\"},"
+                "\"spec\":{\"unschedulable\":true}}"),
+            vmi_json("a", "n1", "20", ""), "", pod_json("virt-launcher-a-x1", "a", "n1"), "");
+    start_as(true);
+    cr_assert(run_until(is_ready, 5));
+    answers = 0;
+    drain_evict_req_t rq = {.ns = "default", .name = "virt-launcher-a-x1"};
+    drain_controller_evict(ctl, &rq, "kubernetes-admin", on_answer, NULL);
+    cr_assert_eq(answers, 1);
+    cr_expect_eq(answer.decision, DRAIN_EVICT_DENY_MIGRATE);
+    cr_expect(run_until(marked, 3), "the mark is written through the fence");
+    run_until(NULL, 0.8);
+    cr_expect_eq(writes(), 1, "the mark only: %d writes", writes());
+    cr_expect_eq(creates(), 0);
 }
