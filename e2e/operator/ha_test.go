@@ -347,6 +347,26 @@ func checkOnce(t *testing.T, b *bed.Bed, ns string, w *migWatcher, node string, 
 		w.count(), dup, maxTotal, maxNode)
 }
 
+// drainBed is what every HA test drains: 3 fresh nodes, count VMs on the
+// first, an independent watcher of their migrations, and the leader.
+type drainBed struct {
+	ns     string
+	n      []string
+	specs  []sim.VM
+	w      *migWatcher
+	leader *chartPod
+}
+
+func (h *haBed) drainBed(t *testing.T, prefix string, count int, strategy string) *drainBed {
+	d := &drainBed{ns: h.b.Namespace(t), n: nodes(t, h.b, uniq(prefix), 3)}
+	d.specs = h.vms(t, d.ns, d.n[0], count, strategy)
+	d.w = watchMigrations(t, h.b, d.ns)
+	resetAfter(t, h.b, d.ns, d.n[0])
+	diagnose(t, h.b, d.ns, d.w, d.n...)
+	d.leader = h.leader(t, 30*time.Second)
+	return d
+}
+
 // TestLeaderFailoverPartition: three replicas; mid kubectl drain the
 // leader is cut off the network. Another replica takes over (the time from
 // the cut to its lead and to its first write is printed), kubectl drain
@@ -355,13 +375,8 @@ func checkOnce(t *testing.T, b *bed.Bed, ns string, w *migWatcher, node string, 
 func TestLeaderFailoverPartition(t *testing.T) {
 	h := newHABed(t, 3)
 	b := h.b
-	ns := b.Namespace(t)
-	n := nodes(t, b, uniq("part"), 3)
-	specs := h.vms(t, ns, n[0], 6, "External")
-	w := watchMigrations(t, b, ns)
-	resetAfter(t, b, ns, n[0])
-	diagnose(t, b, ns, w, n...)
-	old := h.leader(t, 30*time.Second)
+	d := h.drainBed(t, "part", 6, "External")
+	ns, n, specs, w, old := d.ns, d.n, d.specs, d.w, d.leader
 
 	type result struct {
 		out string
@@ -447,13 +462,8 @@ func checkNoWrites(t *testing.T, name string, from, to scrape) {
 func TestLeaderKilledRepeatedly(t *testing.T) {
 	h := newHABed(t, 3)
 	b := h.b
-	ns := b.Namespace(t)
-	n := nodes(t, b, uniq("kill"), 3)
-	specs := h.vms(t, ns, n[0], 8, "LiveMigrate")
-	w := watchMigrations(t, b, ns)
-	resetAfter(t, b, ns, n[0])
-	diagnose(t, b, ns, w, n...)
-	leader := h.leader(t, 30*time.Second)
+	d := h.drainBed(t, "kill", 8, "LiveMigrate")
+	ns, n, specs, w, leader := d.ns, d.n, d.specs, d.w, d.leader
 
 	kubectl(t, b, "taint", "nodes", n[0], taint+"=draining:NoSchedule")
 	for cycle := 1; cycle <= 3; cycle++ {
@@ -491,13 +501,8 @@ func nodeState(t *testing.T, b *bed.Bed, name string) string {
 func TestLeaderRollingUpdate(t *testing.T) {
 	h := newHABed(t, 2)
 	b := h.b
-	ns := b.Namespace(t)
-	n := nodes(t, b, uniq("roll"), 3)
-	specs := h.vms(t, ns, n[0], 6, "LiveMigrate")
-	w := watchMigrations(t, b, ns)
-	resetAfter(t, b, ns, n[0])
-	diagnose(t, b, ns, w, n...)
-	h.leader(t, 30*time.Second)
+	d := h.drainBed(t, "roll", 6, "LiveMigrate")
+	ns, n, specs, w := d.ns, d.n, d.specs, d.w
 
 	kubectl(t, b, "taint", "nodes", n[0], taint+"=draining:NoSchedule")
 	olds := append([]*chartPod(nil), h.pods...)
@@ -524,4 +529,36 @@ func TestLeaderRollingUpdate(t *testing.T) {
 	}
 	waitNode(t, b, n[0], 3*time.Minute, "state Drained", stateIs("Drained"))
 	checkOnce(t, b, ns, w, n[0], specs)
+}
+
+// TestLeaderElectionOffRunsAlone: with --leader-elect=false one vmdrain
+// leads from the start without a Lease: it drains, and sends no Lease
+// request.
+func TestLeaderElectionOffRunsAlone(t *testing.T) {
+	b := bed.OpenT(t)
+	ns := b.Namespace(t)
+	n := nodes(t, b, uniq("solo"), 2)
+	setConfig(t, b, "LiveMigration", "")
+	vm(t, b, sim.VM{Namespace: ns, Name: "solo", Node: n[0], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startVmdrain(t, b, "--leader-elect=false", "--metrics-listen", metrics)
+	waitReady(t, metrics, 30*time.Second)
+	waitLog(t, p.log, 10*time.Second, "vmdrain starting", "leader_election=off")
+	kubectl(t, b, "taint", "nodes", n[0], taint+"=draining:NoSchedule")
+	waitNode(t, b, n[0], time.Minute, "state Drained", stateIs("Drained"))
+	s, err := scrapeMetrics(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lease := s.sum(`vmdrain_api_requests_total{verb="lease_`); lease != 0 {
+		t.Errorf("%v Lease requests without leader election", lease)
+	}
+	if s.answeredWrites()["create"] == 0 {
+		t.Error("no create answered: vmdrain did not write")
+	}
+	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
+	waitNode(t, b, n[0], time.Minute, "state Completed", stateIs("Completed"))
+	if err := p.terminate(15 * time.Second); err != nil {
+		t.Errorf("SIGTERM: %v (want exit 0)", err)
+	}
 }
