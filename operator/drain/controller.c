@@ -177,6 +177,7 @@ void drain_controller_set_leading(drain_controller_t *c, bool leading)
         return;
     }
     log_info("leading: reconciling every node", "ready", c->ready ? "yes" : "not yet");
+    drain__sources_lead(c);
     if (c->ready) {
         drain__write_policy(c);
         informer_foreach(c->nodes, enqueue_node, c);

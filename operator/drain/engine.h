@@ -117,6 +117,11 @@ extern const informer_handlers_t drain__config_handlers, drain__kubevirt_handler
 /* Registers vmdrain_kubevirt_taint_key_shared. */
 void drain__sources_metrics(void);
 
+/* This replica took the lead: it sends again the Warnings that only a
+ * leader sends about what the sources hold now (InvalidConfiguration of
+ * the cached ConfigMap or CR, DrainTaintShared). */
+void drain__sources_lead(drain_controller_t *c);
+
 /* Says, once all caches synced, which sources were not found. */
 void drain__sources_synced(drain_controller_t *c);
 

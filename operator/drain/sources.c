@@ -46,6 +46,40 @@ static const kube_obj_t *kubevirt_obj(const drain_controller_t *c)
     return informer_get(c->kvs, key);
 }
 
+/* The Warning Event on the KubeVirt CR: KubeVirt acts on vmdrain's taint. */
+static void shared_taint_event(drain_controller_t *c)
+{
+    char msg[768];
+    const kube_obj_t *kv = kubevirt_obj(c);
+    if (!kv)
+        return;
+    snprintf(msg, sizeof(msg),
+             "KubeVirt's nodeDrainTaintKey is %s, vmdrain's drain taint key: on that taint "
+             "KubeVirt's evacuation controller migrates the node's LiveMigrate and "
+             "LiveMigrateIfPossible VMIs itself, at its own pace; vmdrain leaves those to it and "
+             "only tracks them. Set spec.configuration.migrations.nodeDrainTaintKey in the "
+             "KubeVirt CR to another key (docs/kubevirt.md)",
+             c->cfg.kubevirt_taint_key);
+    drain__write_event(c, kv, "Warning", "DrainTaintShared", msg);
+}
+
+void drain__sources_lead(drain_controller_t *c)
+{
+    char key[DRAIN_VMI_KEY_MAX], err[512];
+    drain_config_t next;
+    const kube_obj_t *kv = kubevirt_obj(c);
+
+    snprintf(key, sizeof(key), "%s/%s", c->cfg_ns, c->cfg_name);
+    const kube_configmap_t *cm = kube_obj_as_configmap(c->cms ? informer_get(c->cms, key) : NULL);
+    if (cm && drain_config_parse(kube_configmap_get(cm, "feature-gates"),
+                                 kube_configmap_get(cm, "migrations"), &next, err, sizeof(err)) < 0)
+        drain__write_event(c, &cm->obj, "Warning", "InvalidConfiguration", err);
+    if (kv && drain_kubevirt_config(kube_obj_as_kubevirt(kv), &next, err, sizeof(err)) < 0)
+        drain__write_event(c, kv, "Warning", "InvalidConfiguration", err);
+    if (c->taint_shared)
+        shared_taint_event(c);
+}
+
 /* Says once per change whether KubeVirt acts on vmdrain's taint too. */
 static void check_shared_taint(drain_controller_t *c)
 {
@@ -61,19 +95,9 @@ static void check_shared_taint(drain_controller_t *c)
                      c->cfg.node_drain_taint_key);
         return;
     }
-    char msg[768];
-    snprintf(msg, sizeof(msg),
-             "KubeVirt's nodeDrainTaintKey is %s, vmdrain's drain taint key: on that taint "
-             "KubeVirt's evacuation controller migrates the node's LiveMigrate and "
-             "LiveMigrateIfPossible VMIs itself, at its own pace; vmdrain leaves those to it and "
-             "only tracks them. Set spec.configuration.migrations.nodeDrainTaintKey in the "
-             "KubeVirt CR to another key (docs/kubevirt.md)",
-             c->cfg.kubevirt_taint_key);
     log_warn("KubeVirt acts on vmdrain's drain taint too", "kubevirt", c->kv_name, "namespace",
              c->kv_ns, "taint_key", c->cfg.node_drain_taint_key);
-    const kube_obj_t *kv = kubevirt_obj(c);
-    if (kv)
-        drain__write_event(c, kv, "Warning", "DrainTaintShared", msg);
+    shared_taint_event(c); /* sent by the leader; a new leader sends it again */
 }
 
 /* Puts the merge of the two sources in force. */
