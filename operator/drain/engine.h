@@ -45,6 +45,7 @@ typedef struct node_rt {
     int blocked;
     hmap_t cands; /* VMI key -> (void *)1: its candidates at the last reconcile */
     hmap_t ended; /* migration key -> (void *)1: ends the watch delivered, to report */
+    vd_time_t started_unwritten; /* the drain start planned, until the node shows one */
 } node_rt_t;
 
 /* The newest candidate of a VMI, for creating its migration. */

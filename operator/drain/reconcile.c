@@ -362,7 +362,9 @@ static void draining(const drain_view_t *v, drain_plan_t *p)
                       name, v->cfg->node_drain_taint_key);
     }
     p->cordoned_by = ((!n->unschedulable && !p->evicting) || by_us) ? "vmdrain" : NULL;
-    if (!state_active(p->observed)) {
+    if (!state_active(p->observed) && v->started_unwritten.sec) {
+        time_format_rfc3339(v->started_unwritten, 0, p->started_at, sizeof(p->started_at));
+    } else if (!state_active(p->observed)) {
         time_format_rfc3339(v->now, 0, p->started_at, sizeof(p->started_at));
         if (p->evicting)
             add_event(p, "DrainStarted", "Normal", NULL,

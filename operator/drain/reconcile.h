@@ -95,6 +95,11 @@ typedef struct drain_view {
      * delivered since the last reconcile */
     const kube_migration_t *const *ended;
     size_t n_ended;
+    /* the start of this drain as an earlier plan of this replica set it,
+     * while the node does not show it yet (its patch failed or is on its
+     * way); {0, 0} when none. The drain keeps that start (migrations made
+     * since count) and its DrainStarted Event is not sent again. */
+    vd_time_t started_unwritten;
 } drain_view_t;
 
 /* A VMI ready for its next migration attempt. */

@@ -206,6 +206,10 @@ static int reconcile_view(drain_controller_t *c, node_rt_t *r, drain_view_t *v)
     }
     r->state = plan.state;
     r->blocked = plan.blocked;
+    /* a start the node does not show yet is kept until it does */
+    r->started_unwritten = (vd_time_t){0, 0};
+    if (plan.started_at[0] && !kube_obj_annotation(&v->node->obj, DRAIN_ANN_STARTED_AT))
+        time_parse_rfc3339(plan.started_at, &r->started_unwritten, NULL, 0);
     drain__update_gauges(c);
     int rc = apply_candidates(c, r, v, &plan);
     drain__write_plan(c, r, v, &plan);
@@ -256,6 +260,7 @@ void drain__sync(void *ud, const char *name)
         .n_migs = migs.n,
         .ended = (const kube_migration_t *const *)ended.items,
         .n_ended = ended.n,
+        .started_unwritten = r->started_unwritten,
     };
     const char **req = drain__evict_requested(c, &v, &n_req);
     v.requested = req;

@@ -835,3 +835,36 @@ Test(reconcile, retries_beside_kubevirt_wait_for_its_backoff_after_a_failure_not
     cr_expect_eq(p.candidates[0].attempt, 2);
     drain_plan_free(&p);
 }
+
+/* The node patch that records a drain's start failed (a conflict with
+ * kubectl drain's cordon): the next reconcile keeps the start it planned,
+ * so the migrations made since count, and DrainStarted is not sent twice. */
+Test(reconcile, a_start_the_node_does_not_show_yet_is_kept)
+{
+    drain_config_t cfg = config();
+    const kube_vmi_t *vmis[] = {vmi("b", "bbbbbbbb-2", "LiveMigrate", true)};
+    const kube_migration_t *migs[] = {
+        mig("a", "aaaaaaaa-1", 1, "Succeeded", "2026-01-02T00:00:00Z", "2026-01-02T00:00:01Z")};
+    const kube_node_t *n = node(true, true, "");
+    drain_view_t v = {.cfg = &cfg,
+                      .now = at("2026-01-02T00:00:02Z"),
+                      .node = n,
+                      .vmis = vmis,
+                      .n_vmis = 1,
+                      .migs = migs,
+                      .n_migs = 1,
+                      .started_unwritten = at("2026-01-02T00:00:00Z")};
+    drain_plan_t p;
+    cr_assert_eq(drain_reconcile(&v, &p), 0);
+    cr_expect_str_eq(p.started_at, "2026-01-02T00:00:00Z");
+    cr_expect_str_eq(p.progress, "1/2", "the migration made since the planned start counts");
+    cr_expect_null(event(&p, "DrainStarted"), "the start was announced already");
+    drain_plan_free(&p);
+    /* the same view without the planned start: a new start, now */
+    v.started_unwritten = (vd_time_t){0, 0};
+    cr_assert_eq(drain_reconcile(&v, &p), 0);
+    cr_expect_str_eq(p.started_at, "2026-01-02T00:00:02Z");
+    cr_expect_str_eq(p.progress, "0/1");
+    cr_expect_not_null(event(&p, "DrainStarted"));
+    drain_plan_free(&p);
+}
