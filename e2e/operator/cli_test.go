@@ -21,6 +21,11 @@ func TestFlagErrorsComeBeforeTheCluster(t *testing.T) {
 		{[]string{"run", "--config", "nope"}, "--config wants NAMESPACE/NAME, not 'nope'"},
 		{[]string{"run", "--config", "a/b", "--kubevirt", "kubevirt"}, "--kubevirt wants NAMESPACE/NAME, not 'kubevirt'"},
 		{[]string{"run", "--config", "a/b", "--kube-api-qps", "fast"}, "--kube-api-qps wants a number"},
+		{[]string{"run", "--config", "a/b", "--leader-elect=maybe"}, "--leader-elect wants true or false, not 'maybe'"},
+		{[]string{"run", "--config", "a/b", "--leader-elect-lease", "vmdrain"}, "--leader-elect-lease wants NAMESPACE/NAME, not 'vmdrain'"},
+		{[]string{"run", "--config", "a/b", "--leader-elect-retry-period", "1m30s"}, "--leader-elect-retry-period wants a duration"},
+		{[]string{"run", "--config", "a/b", "--leader-elect-renew-deadline", "20s"},
+			"the lease duration (15s) must be longer than the renew deadline (20s)"},
 	} {
 		cmd := exec.Command(bin, append([]string{"--kubeconfig", missing}, c.args...)...)
 		out, err := cmd.CombinedOutput()

@@ -582,6 +582,20 @@ Test(controller, an_invalid_configuration_keeps_the_last_good_one_and_says_why)
     cr_expect(strstr(logged, "parallelMigrationsPerCluster") != NULL);
 }
 
+Test(controller, taking_the_lead_sends_the_warning_a_replica_that_did_not_lead_kept_back)
+{
+    cluster(node_json("n1", "10", false), "", "", "", "parallelMigrationsPerCluster: lots");
+    start_as(true);
+    cr_assert(run_until(is_ready, 5));
+    run_until(NULL, 0.3);
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/kubevirt/events", "InvalidConfiguration"),
+                 0, "a replica that does not lead sends no Event");
+    drain_controller_set_leading(ctl, true);
+    run_until(NULL, 0.3);
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/kubevirt/events", "InvalidConfiguration"),
+                 1, "the new leader reports the invalid ConfigMap it holds");
+}
+
 Test(controller, the_taint_removed_cancels_queued_migrations_and_uncordons)
 {
     const char *ann = "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/cordoned-by\":\"vmdrain\","
