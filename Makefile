@@ -1,11 +1,13 @@
 # vmdrain — build, test, lint.
 #
-#   make            bin/vmdrain
+#   make            bin/vmdrain and bin/kubectl-vmdrain (the kubectl plugin)
+#   make install    both binaries into $(DESTDIR)$(PREFIX)/bin
+#   make krew       the plugin's archive and krew/vmdrain.yaml (docs/plugin.md)
 #   make unit       unit tests under ASan and UBSan (Criterion)
 #   make valgrind-unit  the same tests under valgrind
 #   make lint       clang-format check and cppcheck
 #   make e2e        end-to-end tests on a real kube-apiserver (e2e/bed.sh)
-#   make valgrind-e2e  eight of them with vmdrain under valgrind
+#   make valgrind-e2e  eleven of them with vmdrain under valgrind
 #   make bench      benchmarks: pacing, decoding
 #   make test       everything CI runs
 #   make deps       system packages (other targets call it when needed)
@@ -26,6 +28,7 @@ PLAIN_CFLAGS := -O0 -g
 
 LIB_SRCS  := $(sort $(wildcard operator/*/*.c))
 MAIN_SRC  := operator/main.c
+PLUGIN_SRC := operator/plugin_main.c
 UNIT_SRCS := $(sort $(wildcard unit/*/*.c unit/*.c))
 C_FILES   := $(shell find operator unit fuzz bench -name '*.[ch]' 2>/dev/null)
 
@@ -37,9 +40,19 @@ SRCLIST := build/.srclist
 $(shell mkdir -p build && echo '$(LIB_SRCS) $(UNIT_SRCS)' | cmp -s - $(SRCLIST) || \
 	echo '$(LIB_SRCS) $(UNIT_SRCS)' > $(SRCLIST))
 
-.PHONY: all deps unit valgrind-unit lint format test clean
+.PHONY: all deps unit valgrind-unit lint format test clean install krew
 .SECONDARY:
-all: bin/vmdrain
+all: bin/vmdrain bin/kubectl-vmdrain
+
+PREFIX ?= /usr/local
+install: bin/vmdrain bin/kubectl-vmdrain
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/vmdrain bin/kubectl-vmdrain $(DESTDIR)$(PREFIX)/bin/
+
+# KREW_URL: the release URL the archive will be downloaded from
+krew: bin/kubectl-vmdrain
+	@test -n "$(KREW_URL)" || { echo "usage: make krew KREW_URL=https://HOST/.../v$(VERSION)"; exit 2; }
+	bash scripts/krew-manifest.sh '$(KREW_URL)'
 
 # --- system packages -------------------------------------------------------
 deps: $(DEPS_STAMP)
@@ -59,6 +72,10 @@ build/plain/%.o: %.c | $(DEPS_STAMP)
 	$(CC) $(CFLAGS_COMMON) $(PLAIN_CFLAGS) -c $< -o $@
 
 bin/vmdrain: $(patsubst %.c,build/rel/%.o,$(LIB_SRCS) $(MAIN_SRC)) $(SRCLIST)
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $(filter %.o,$^) $(DEPLIBS)
+
+bin/kubectl-vmdrain: $(patsubst %.c,build/rel/%.o,$(LIB_SRCS) $(PLUGIN_SRC)) $(SRCLIST)
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $(filter %.o,$^) $(DEPLIBS)
 
@@ -106,6 +123,7 @@ fuzz: | $(DEPS_STAMP)
 	done
 
 lint: | $(DEPS_STAMP)
+	bash scripts/check-crds.sh
 	clang-format --dry-run --Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,style,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem --suppress=unusedFunction \
@@ -116,13 +134,13 @@ format: | $(DEPS_STAMP)
 
 # --- end-to-end: a real control plane built from Go modules (e2e/bed.sh) -------
 .PHONY: e2e testbed testbed-up testbed-down
-e2e: bin/vmdrain
+e2e: bin/vmdrain bin/kubectl-vmdrain
 	bash scripts/e2e.sh
 
 # vmdrain under valgrind in the end-to-end tests that cover the most of the
 # controller and the webhook, in the fast mode (the simulator plays KubeVirt);
 # a leak or memory error fails the test
-VALGRIND_E2E := TestTaintDrainMixedStrategies|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried|TestKubeVirtCRIsASource
+VALGRIND_E2E := TestTaintDrainMixedStrategies|TestNodeDrainDrainsTheNode|TestNodeDrainRecordsTaintDrain|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried|TestKubeVirtCRIsASource
 .PHONY: valgrind-e2e
 valgrind-e2e: bin/vmdrain
 	VMDRAIN_KUBEVIRT=sim VMDRAIN_VALGRIND=1 VMDRAIN_E2E_RUN='$(VALGRIND_E2E)' bash scripts/e2e.sh

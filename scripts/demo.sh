@@ -60,9 +60,10 @@ up() {
     # No pod of vmdrain can run on kwok's simulated nodes, so replicas is 0
     # and vmdrain runs here as a host process, with the chart's service
     # account token and serving pair, behind the chart's webhook
-    # configuration, which calls it at webhook.url.
+    # configuration, which calls it at webhook.url. The bed installed the
+    # NodeDrain CRD already (crds/), so the chart leaves it alone.
     helm upgrade --install vmdrain charts/vmdrain -n vmdrain-system --create-namespace \
-        --set replicas=0 --set webhook.url="https://127.0.0.1:$wport/validate-eviction" \
+        --set replicas=0 --set crds.install=false --set webhook.url="https://127.0.0.1:$wport/validate-eviction" \
         --set 'webhook.extraSANs={127.0.0.1}' --set-string 'config.featureGates=DataVolumes\,LiveMigration' |
         sed -n '1,/^NOTES/p' | grep -v '^NOTES' | sed 's/^/  /'
     kubectl -n vmdrain-system get configmap vmdrain-config -o jsonpath='{.data.migrations}' | sed 's/^/  /'

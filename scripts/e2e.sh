@@ -11,8 +11,14 @@ bash e2e/bed.sh build >&2
 # VMDRAIN_E2E_RUN=REGEX runs only those end-to-end tests (no smoke suite)
 run=${VMDRAIN_E2E_RUN:-}
 
-# the image TestChartImageInCluster runs with docker, built from this checkout
-if [[ -n $run && ! TestChartImageInCluster =~ $run ]]; then
+# the image TestChartImageInCluster and the HA tests run with docker, built
+# from this checkout
+needs_image=false
+for t in TestChartImageInCluster TestLeaderFailoverPartition TestLeaderKilledRepeatedly \
+    TestLeaderRollingUpdate; do
+    [[ $t =~ $run ]] && needs_image=true
+done
+if [[ -n $run ]] && ! $needs_image; then
     : # not needed
 elif docker info >/dev/null 2>&1; then
     VMDRAIN_IMAGE=$(bash scripts/image.sh | tail -1)

@@ -31,3 +31,20 @@ kube_obj_t *test_obj_from_json(kube_kind_t kind, const char *item)
     cr_assert_not_null(obj, "fixture skipped: %s", item);
     return obj;
 }
+
+#define KEPT_MAX 64
+static kube_obj_t *kept[KEPT_MAX];
+static int n_kept;
+
+const kube_obj_t *test_obj_kept(kube_kind_t kind, const char *item)
+{
+    cr_assert_lt(n_kept, KEPT_MAX, "more than %d objects kept", KEPT_MAX);
+    kept[n_kept] = test_obj_from_json(kind, item);
+    return kept[n_kept++];
+}
+
+void test_obj_release(void)
+{
+    while (n_kept > 0)
+        kube_obj_free(kept[--n_kept]);
+}

@@ -12,4 +12,8 @@
  * the object with kube_obj_free(). */
 kube_obj_t *test_obj_from_json(kube_kind_t kind, const char *item);
 
+/* The same, kept until test_obj_release() (a suite's .fini) frees it. */
+const kube_obj_t *test_obj_kept(kube_kind_t kind, const char *item);
+void test_obj_release(void);
+
 #endif

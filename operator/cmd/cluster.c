@@ -1,6 +1,6 @@
 /*
  * cmd/cluster — see cluster.h. Calls kube/kubeconfig and util/log; called
- * by main.c and the subcommands.
+ * by main.c, the subcommands and the kubectl plugin.
  */
 #include "cmd/cluster.h"
 #include "util/log.h"
@@ -9,23 +9,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cmd_cluster_load(cmd_cluster_t *c)
+int cmd_cluster_load_err(cmd_cluster_t *c, char *err, size_t errlen)
 {
-    char err[512];
     int rc;
 
     if (c->loaded)
         return 0;
     if (!c->kubeconfig && !getenv("KUBECONFIG") && getenv("KUBERNETES_SERVICE_HOST"))
-        rc = kube_config_in_cluster(NULL, &c->cfg, err, sizeof(err));
+        rc = kube_config_in_cluster(NULL, &c->cfg, err, errlen);
     else
-        rc = kube_config_load(c->kubeconfig, c->context, &c->cfg, err, sizeof(err));
-    if (rc < 0) {
+        rc = kube_config_load(c->kubeconfig, c->context, &c->cfg, err, errlen);
+    if (rc < 0)
+        return -1;
+    c->loaded = true;
+    log_debug("cluster configuration loaded", "source", c->cfg.source, "server", c->cfg.server);
+    return 0;
+}
+
+int cmd_cluster_load(cmd_cluster_t *c)
+{
+    char err[512];
+
+    if (cmd_cluster_load_err(c, err, sizeof(err)) < 0) {
         log_error("cannot load the cluster configuration", "error", err);
         return -1;
     }
-    c->loaded = true;
-    log_debug("cluster configuration loaded", "source", c->cfg.source, "server", c->cfg.server);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include "kube/config.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef struct cmd_cluster {
     const char *kubeconfig; /* --kubeconfig, or NULL */
@@ -21,6 +22,9 @@ typedef struct cmd_cluster {
  * ~/.kube/config, else (in a pod, with neither) the service account.
  * Returns 0, or -1 with the reason logged. */
 int cmd_cluster_load(cmd_cluster_t *c);
+
+/* The same, the reason in err (errlen bytes) instead of the log. */
+int cmd_cluster_load_err(cmd_cluster_t *c, char *err, size_t errlen);
 
 /* The size of each half of a NAMESPACE/NAME flag's value. */
 #define CMD_REF_MAX 254

@@ -19,6 +19,7 @@
 #include "drain/controller.h"
 #include "kube/http.h"
 #include "util/log.h"
+#include "util/num.h"
 #include "web/server.h"
 
 #include <ev.h>
@@ -37,6 +38,7 @@ typedef struct run_flags {
     char kv_ns[CMD_REF_MAX], kv_name[CMD_REF_MAX]; /* --kubevirt; "" when not given */
     const char *cert, *key, *listen, *metrics_listen;
     kube_http_opts_t http; /* the request rate limit */
+    double records_ttl;    /* --nodedrain-retention */
     cmd_leader_flags_t leader;
 } run_flags_t;
 
@@ -125,7 +127,10 @@ static void usage(FILE *out)
         "  --kube-api-qps N         requests a second to the apiserver, watches excepted\n"
         "                           (default 50, as client-go; 0 for no limit)\n"
         "  --kube-api-burst N       requests sent at once before the rate applies\n"
-        "                           (default 100)\n" CMD_LEADER_USAGE);
+        "                           (default 100)\n"
+        "  --nodedrain-retention DURATION  how long the NodeDrain record of a drain by\n"
+        "                           the taint or by evictions is kept once the drain\n"
+        "                           ended (default 24h; 30s, 15m, 2h)\n" CMD_LEADER_USAGE);
 }
 
 /* Parses a number flag into out, within [min, max]. Returns 0 or -1
@@ -176,6 +181,16 @@ static int take_flag(int opt, const char *arg, run_flags_t *f)
         }
         f->http.burst = (int)v;
         return 0;
+    case 'R':
+        if (num_parse_duration(arg, &f->records_ttl) < 0 || f->records_ttl < 1 ||
+            f->records_ttl > 366 * 86400) {
+            fprintf(stderr,
+                    "vmdrain: --nodedrain-retention wants a duration from 1s to 366 days "
+                    "(30s, 15m, 2h), not '%s'\n",
+                    arg);
+            return -1;
+        }
+        return 0;
     default:
         return cmd_leader_take_flag(&f->leader, opt, arg) == 0 ? 0 : -1;
     }
@@ -193,6 +208,7 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         {"metrics-listen", required_argument, NULL, 'M'},
         {"kube-api-qps", required_argument, NULL, 'Q'},
         {"kube-api-burst", required_argument, NULL, 'B'},
+        {"nodedrain-retention", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
     };
     enum { N_OWN = sizeof(options) / sizeof(options[0]) };
@@ -201,11 +217,13 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
 
     memcpy(all, options, sizeof(options));
     memcpy(all + N_OWN, cmd_leader_options, sizeof(all[0]) * (CMD_LEADER_OPTIONS + 1));
-    *f =
-        (run_flags_t){.listen = ":8443", .metrics_listen = ":8080", .http = KUBE_HTTP_OPTS_DEFAULT};
+    *f = (run_flags_t){.listen = ":8443",
+                       .metrics_listen = ":8080",
+                       .http = KUBE_HTTP_OPTS_DEFAULT,
+                       .records_ttl = 86400};
     cmd_leader_flags_init(&f->leader);
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "+:c:k:C:K:L:M:Q:B:h", all, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:c:k:C:K:L:M:Q:B:R:h", all, NULL)) != -1) {
         if (opt == 'h') {
             usage(stdout);
             return 0;
@@ -320,7 +338,8 @@ int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
                                  .config_name = f.name,
                                  .kubevirt_ns = f.kv_ns,
                                  .kubevirt_name = f.kv_name,
-                                 .follower = f.leader.enabled};
+                                 .follower = f.leader.enabled,
+                                 .records_ttl = f.records_ttl};
     r.loop = loop;
     r.ctl = drain_controller_new(loop, http, &o);
     if (!r.ctl) {

@@ -13,13 +13,6 @@
 
 /* Hands the generated text to the caller and frees the generator.
  * Returns its length, or -1 when any step failed. */
-static int gen_take(util_jgen_t *g, char **out)
-{
-    long n = util_jgen_take(g, out);
-    util_jgen_free(g);
-    return n < 0 || n > INT32_MAX ? -1 : (int)n;
-}
-
 /* --- the node patch --------------------------------------------------------------- */
 
 typedef struct ann_change {
@@ -161,7 +154,7 @@ int drain_node_patch(const drain_view_t *v, const drain_plan_t *p, char **out)
     if (p->cordon || p->remove_taint)
         gen_node_spec(&g, v, p);
     util_jgen_map_close(&g);
-    return gen_take(&g, out);
+    return util_jgen_finish(&g, out);
 }
 
 /* --- objects and small patches ------------------------------------------------------- */
@@ -203,7 +196,7 @@ int drain_migration_body(const drain_candidate_t *c, const char *node, char **ou
     util_jgen_str(&g, c->vmi->obj.name);
     util_jgen_map_close(&g);
     util_jgen_map_close(&g);
-    return gen_take(&g, out);
+    return util_jgen_finish(&g, out);
 }
 
 /* {"metadata":{"<field>":{"<key>":value|null}}} */
@@ -222,7 +215,7 @@ static int meta_patch(const char *field, const char *key, const char *value, cha
     util_jgen_map_close(&g);
     util_jgen_map_close(&g);
     util_jgen_map_close(&g);
-    return gen_take(&g, out);
+    return util_jgen_finish(&g, out);
 }
 
 int drain_annotation_patch(const char *key, const char *value, char **out)
@@ -272,5 +265,5 @@ int drain_policy_body(const char *name, const char *bandwidth, int completion_ti
     util_jgen_int(&g, completion_timeout_per_gib);
     util_jgen_map_close(&g);
     util_jgen_map_close(&g);
-    return gen_take(&g, out);
+    return util_jgen_finish(&g, out);
 }

@@ -12,6 +12,7 @@
  * the controller's other rooms through drain/engine.h; called by cmd/run.c.
  */
 #include "drain/engine.h"
+#include "drain/record.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -36,6 +37,14 @@ node_rt_t *drain__rt_get(drain_controller_t *c, const char *node)
         return NULL;
     }
     return r;
+}
+
+void drain__rt_free(node_rt_t *r)
+{
+    hmap_free(&r->cands);
+    hmap_free(&r->ended);
+    free(r->nd_status);
+    free(r);
 }
 
 void drain__enqueue(drain_controller_t *c, const char *node)
@@ -64,18 +73,16 @@ static const char *vmi_node_index(const kube_obj_t *o)
     return v && v->node_name[0] ? v->node_name : NULL;
 }
 
+static const char *pod_node_index(const kube_obj_t *o)
+{
+    const kube_pod_t *p = kube_obj_as_pod(o);
+    return p && p->node_name[0] ? p->node_name : NULL;
+}
+
 static const char *mig_vmi_index(const kube_obj_t *o)
 {
     const kube_migration_t *m = kube_obj_as_migration(o);
     return m && m->vmi_name[0] ? m->vmi_name : NULL;
-}
-
-/* The source node: ours carry it as a label, KubeVirt's evacuations as an
- * annotation. */
-static const char *mig_node_index(const kube_obj_t *o)
-{
-    const char *node = kube_obj_label(o, DRAIN_LABEL_NODE);
-    return node ? node : kube_obj_annotation(o, DRAIN_ANN_EVACUATION);
 }
 
 /* --- watch handlers: record and enqueue, never write ------------------------------------- */
@@ -109,35 +116,43 @@ static void mig_touch(drain_controller_t *c, const kube_migration_t *m)
     char key[DRAIN_VMI_KEY_MAX];
     snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->vmi_name);
     const kube_vmi_t *v = kube_obj_as_vmi(informer_get(c->vmis, key));
-    drain__enqueue(c, mig_node_index(&m->obj));
+    drain__enqueue(c, drain_mig_source(&m->obj));
     if (v)
         drain__enqueue(c, v->node_name);
 }
 
-static void mig_changed(void *ud, const kube_obj_t *obj)
+/* Remembers that a migration of ours reached its end unreported, for its
+ * node's reconcile to report once (how: DRAIN_ENDED_WATCHED or _FOUND). A
+ * failed insert is logged: the end is found again at the next start. */
+static void note_ended(drain_controller_t *c, const kube_obj_t *obj, void *how)
 {
+    const char *node = kube_obj_label(obj, DRAIN_LABEL_NODE);
+    char key[DRAIN_VMI_KEY_MAX];
+    node_rt_t *r;
+
+    if (!node || !drain_mig_unreported(kube_obj_as_migration(obj)))
+        return;
+    drain__key(obj, key, sizeof(key));
+    r = drain__rt_get(c, node);
+    if (!r || hmap_put(&r->ended, key, how, NULL) < 0)
+        log_error("out of memory: the end of a migration goes unreported", "migration", key);
+}
+
+/* A migration listed (at the start, after a relist) that ended unreported
+ * ended while vmdrain was not there to see it. */
+static void mig_added(void *ud, const kube_obj_t *obj)
+{
+    note_ended(ud, obj, DRAIN_ENDED_FOUND);
     mig_touch(ud, kube_obj_as_migration(obj));
 }
 
-/* Remembers that a migration of ours reached its end, for its node's
- * reconcile to report once. A failed insert is retried at the next phase
- * the watch delivers (there is none after the end), so it is logged. */
 static void mig_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
 {
-    drain_controller_t *c = ud;
     const kube_migration_t *m = kube_obj_as_migration(obj);
-    const kube_migration_t *o = kube_obj_as_migration(old);
-    const char *node = kube_obj_label(obj, DRAIN_LABEL_NODE);
 
-    if (m->phase != o->phase && node && drain__is_ours(obj) &&
-        (m->phase == KUBE_MIGRATION_SUCCEEDED || m->phase == KUBE_MIGRATION_FAILED)) {
-        char key[DRAIN_VMI_KEY_MAX];
-        node_rt_t *r = drain__rt_get(c, node);
-        drain__key(obj, key, sizeof(key));
-        if (!r || hmap_put(&r->ended, key, (void *)1, NULL) < 0)
-            log_error("out of memory: the end of a migration goes unreported", "migration", key);
-    }
-    mig_touch(c, m);
+    if (m->phase != kube_obj_as_migration(old)->phase)
+        note_ended(ud, obj, DRAIN_ENDED_WATCHED);
+    mig_touch(ud, m);
 }
 
 static void mig_deleted(void *ud, const kube_obj_t *obj)
@@ -145,6 +160,34 @@ static void mig_deleted(void *ud, const kube_obj_t *obj)
     drain_controller_t *c = ud;
     hmap_del(&c->deleting, obj->uid);
     mig_touch(c, kube_obj_as_migration(obj));
+}
+
+/* A NodeDrain concerns the node it names (and the one it is named after,
+ * should they differ). */
+static void nd_changed(void *ud, const kube_obj_t *obj)
+{
+    drain__enqueue(ud, kube_obj_as_nodedrain(obj)->node_name);
+    drain__enqueue(ud, obj->name);
+}
+
+static void nd_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
+{
+    (void)old;
+    nd_changed(ud, obj);
+}
+
+/* Without the CRD nothing syncs (vmdrain is not ready): say how to fix it. */
+static void nd_error(void *ud, const char *msg, long http_status)
+{
+    drain_controller_t *c = ud;
+    static bool said;
+    if (http_status == 404 && !said && !c->stopped) {
+        said = true;
+        log_error("the NodeDrain CustomResourceDefinition is not installed: vmdrain stays not "
+                  "ready until it is (kubectl apply -f crds/nodedrains.vmdrain.io.yaml; the chart "
+                  "installs it)",
+                  "error", msg);
+    }
 }
 
 static int enqueue_node(void *ud, const kube_obj_t *obj)
@@ -209,7 +252,7 @@ static informer_t *make_informer(drain_controller_t *c, kube_kind_t kind, const 
     return informer_new(c->http, c->loop, &o, h, c);
 }
 
-/* The informers (five, six with the KubeVirt CR) and their indexes.
+/* The informers (six, seven with the KubeVirt CR) and their indexes.
  * Returns 0 or -1 (memory). */
 static int make_informers(drain_controller_t *c, const drain_controller_opts_t *opts)
 {
@@ -221,11 +264,16 @@ static int make_informers(drain_controller_t *c, const drain_controller_opts_t *
                                            .on_update = vmi_updated,
                                            .on_delete = vmi_changed,
                                            .on_synced = drain__on_synced};
-    static const informer_handlers_t hm = {.on_add = mig_changed,
+    static const informer_handlers_t hm = {.on_add = mig_added,
                                            .on_update = mig_updated,
                                            .on_delete = mig_deleted,
                                            .on_synced = drain__on_synced};
     static const informer_handlers_t hp = {.on_synced = drain__on_synced};
+    static const informer_handlers_t hd = {.on_add = nd_changed,
+                                           .on_update = nd_updated,
+                                           .on_delete = nd_changed,
+                                           .on_synced = drain__on_synced,
+                                           .on_error = nd_error};
     char selector[320];
 
     snprintf(selector, sizeof(selector), "metadata.name=%s", opts->config_name);
@@ -235,19 +283,21 @@ static int make_informers(drain_controller_t *c, const drain_controller_opts_t *
     c->cms = make_informer(c, KUBE_KIND_CONFIGMAP, opts->config_ns, selector, NULL,
                            &drain__config_handlers);
     c->pods = make_informer(c, KUBE_KIND_POD, NULL, NULL, "kubevirt.io=virt-launcher", &hp);
-    c->n_informers = 5;
+    c->nds = make_informer(c, KUBE_KIND_NODEDRAIN, NULL, NULL, NULL, &hd);
+    c->n_informers = 6;
     if (c->kv_name) {
         snprintf(selector, sizeof(selector), "metadata.name=%s", c->kv_name);
         c->kvs = make_informer(c, KUBE_KIND_KUBEVIRT, c->kv_ns, selector, NULL,
                                &drain__kubevirt_handlers);
         if (!c->kvs)
             return -1;
-        c->n_informers = 6;
+        c->n_informers = 7;
     }
-    if (!c->nodes || !c->vmis || !c->migs || !c->cms || !c->pods ||
+    if (!c->nodes || !c->vmis || !c->migs || !c->cms || !c->pods || !c->nds ||
         informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
         informer_add_index(c->migs, "vmi", mig_vmi_index) < 0 ||
-        informer_add_index(c->migs, "node", mig_node_index) < 0)
+        informer_add_index(c->migs, "node", drain_mig_source) < 0 ||
+        informer_add_index(c->pods, "node", pod_node_index) < 0)
         return -1;
     return 0;
 }
@@ -267,6 +317,7 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     c->cfg_name = strdup(opts->config_name);
     c->patch_interval = opts->patch_interval > 0 ? opts->patch_interval : 1.0;
     c->leading = !opts->follower;
+    c->records_ttl = opts->records_ttl > 0 ? opts->records_ttl : 86400;
     if (opts->follower)
         kube_http_fence(http, FENCE_TEXT);
     drain_config_defaults(&c->cfg);
@@ -282,6 +333,7 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     hmap_init(&c->rt);
     hmap_init(&c->cands);
     hmap_init(&c->deleting);
+    hmap_init(&c->gone);
     hmap_init(&c->vmi_meta);
     hmap_init(&c->requests);
     hmap_init(&c->lookups);
@@ -305,6 +357,7 @@ void drain_controller_start(drain_controller_t *c)
     informer_start(c->vmis);
     informer_start(c->migs);
     informer_start(c->pods);
+    informer_start(c->nds);
     if (c->kvs)
         informer_start(c->kvs);
 }
@@ -331,7 +384,8 @@ int drain_controller_stop(drain_controller_t *c)
         informer_free(c->cms);
         informer_free(c->pods);
         informer_free(c->kvs);
-        c->nodes = c->vmis = c->migs = c->cms = c->pods = c->kvs = NULL;
+        informer_free(c->nds);
+        c->nodes = c->vmis = c->migs = c->cms = c->pods = c->kvs = c->nds = NULL;
     }
     return c->writes;
 }
@@ -351,16 +405,13 @@ void drain_controller_free(drain_controller_t *c)
     drain_controller_stop(c);
     workqueue_free(c->queue);
     planner_free(c->planner);
-    for (hmap_entry_t *e = hmap_first(&c->rt); e; e = hmap_next(&c->rt, e)) {
-        node_rt_t *r = e->value;
-        hmap_free(&r->cands);
-        hmap_free(&r->ended);
-        free(r);
-    }
+    for (hmap_entry_t *e = hmap_first(&c->rt); e; e = hmap_next(&c->rt, e))
+        drain__rt_free(e->value);
     hmap_free(&c->rt);
     free_values(&c->cands);
     free_values(&c->requests);
     hmap_free(&c->deleting);
+    hmap_free(&c->gone);
     hmap_free(&c->vmi_meta);
     hmap_free(&c->lookups);
     free(c->policy_body);

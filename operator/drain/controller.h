@@ -37,6 +37,8 @@ typedef struct drain_controller_opts {
     /* leader election: start as a replica that does not lead (until
      * drain_controller_set_leading()); false: lead from the start */
     bool follower;
+    /* seconds a NodeDrain record of a finished drain is kept; <= 0: a day */
+    double records_ttl;
 } drain_controller_opts_t;
 
 /* Creates the controller; nothing happens before drain_controller_start().

@@ -35,6 +35,10 @@
 #define DRAIN_NODE_KEY_MAX 254
 #define DRAIN_VMI_KEY_MAX  512
 
+/* The values of node_rt_t.ended. */
+#define DRAIN_ENDED_WATCHED ((void *)1)
+#define DRAIN_ENDED_FOUND   ((void *)2)
+
 /* What the controller remembers of a node between reconciles: only what
  * paces its writes and what the watch told it, never drain state (that
  * lives on the node). */
@@ -44,8 +48,17 @@ typedef struct node_rt {
     drain_state_t state; /* at the last reconcile, for the gauges */
     int blocked;
     hmap_t cands; /* VMI key -> (void *)1: its candidates at the last reconcile */
-    hmap_t ended; /* migration key -> (void *)1: ends the watch delivered, to report */
+    /* migration key -> DRAIN_ENDED_WATCHED or DRAIN_ENDED_FOUND: ends to
+     * report, delivered by the watch or found unreported in a list (they
+     * happened while vmdrain was down or did not lead) */
+    hmap_t ended;
     vd_time_t started_unwritten; /* the drain start planned, until the node shows one */
+    /* the node's NodeDrain: a write in flight, when the last status was
+     * sent, and that status (with the uid of its object) */
+    bool nd_writing;
+    double last_nd_status;
+    char *nd_status;
+    char nd_uid[64];
 } node_rt_t;
 
 /* The newest candidate of a VMI, for creating its migration. */
@@ -75,7 +88,8 @@ struct drain_controller {
     char *kv_ns, *kv_name; /* --kubevirt; NULL when not read */
     bool taint_shared;     /* KubeVirt acts on vmdrain's taint key (last said) */
 
-    informer_t *nodes, *vmis, *migs, *cms, *pods, *kvs;
+    informer_t *nodes, *vmis, *migs, *cms, *pods, *kvs, *nds;
+    double records_ttl; /* seconds a finished NodeDrain record is kept */
     int synced, n_informers;
     bool ready, stopped;
     bool leading; /* this replica writes (else only the marks of its evictions) */
@@ -84,6 +98,9 @@ struct drain_controller {
     hmap_t rt;       /* node name -> node_rt_t */
     hmap_t cands;    /* VMI key -> cand_t */
     hmap_t deleting; /* migration uid -> (void *)1: a delete sent, not yet seen */
+    /* node name -> (void *)1: deleted nodes whose leftovers were reported
+     * (forgotten when a node of that name is seen again) */
+    hmap_t gone;
     hmap_t vmi_meta; /* "<VMI uid>/<kind>" -> (void *)1: a VMI metadata patch in flight */
     hmap_t requests; /* VMI key -> evict_request_t */
     hmap_t lookups;  /* pointer text -> struct evict_lookup: pod GETs in flight */
@@ -94,6 +111,9 @@ struct drain_controller {
 };
 
 /* --- controller.c ---------------------------------------------------------------------- */
+
+/* Frees a node's runtime record (not in c->rt any more). */
+void drain__rt_free(node_rt_t *r);
 
 /* Queues a node for a reconcile (no-op for NULL or "" or once stopped). */
 void drain__enqueue(drain_controller_t *c, const char *node);
@@ -157,9 +177,38 @@ void drain__writer_metrics(void);
 void drain__write_plan(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
                        const drain_plan_t *p);
 
+/* The writes the plan asks of the node's NodeDrain (drain/record.h): its
+ * record created, the finalizer, the status (coalesced like the node
+ * patch), an expired record deleted. One write per node at a time. */
+void drain__write_record(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
+                         const drain_plan_t *p);
+
+/* A node is gone: vmdrain's record of it is deleted, and vmdrain's
+ * finalizer taken off a NodeDrain of the user's (nothing is left to end). */
+void drain__write_record_gone(drain_controller_t *c, const kube_nodedrain_t *nd);
+
 /* A replica that does not lead: writes only the eviction marks of the
  * plan (through the fence), nothing else. */
 void drain__write_marks(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p);
+
+/* The plan's writes of vmdrain's metadata on VMIs (marks, labels). */
+void drain__write_vmi_meta(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p);
+
+/* --- writer_report.c ------------------------------------------------------------------------- */
+
+/* Registers the metrics of the reports (drain__writer_metrics calls it). */
+void drain__report_metrics(void);
+
+/* Reports the end of migration m from node v->node: the Events on the
+ * node and the VMI, each once, then the record on the migration; the
+ * metrics. An end r->ended holds as DRAIN_ENDED_FOUND says when it was. */
+void drain__write_finished(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
+                           const kube_migration_t *m);
+
+/* What node v->node, deleted during its drain, left behind (the plan of
+ * drain_reconcile_gone): a log line, an Event on each VMI left, the
+ * metric, the marks and labels cleared. Only the leader writes. */
+void drain__write_gone(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p);
 
 /* Labels the VMI for the MigrationPolicy (when not yet), then creates the
  * migration of candidate dc from node. Returns 0, or -1 when nothing was
@@ -185,8 +234,10 @@ void drain__evict_cancel_all(drain_controller_t *c);
  * (an array owned by the caller, and its length in *n). */
 const char **drain__evict_requested(drain_controller_t *c, const drain_view_t *v, size_t *n);
 
-/* The decision message of the eviction request recorded for a VMI key, or
- * NULL. */
-const char *drain__evict_message(drain_controller_t *c, const char *vmi_key);
+/* The decision message of the eviction request recorded for a VMI key the
+ * first time it is asked for (its EvictionIntercepted Event is sent once,
+ * however often the mark is written until the cache shows it); NULL after,
+ * or when there is none. */
+const char *drain__evict_announce(drain_controller_t *c, const char *vmi_key);
 
 #endif

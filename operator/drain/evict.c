@@ -31,6 +31,7 @@ typedef struct evict_req_rec {
     evict_request_t r;
     double at;
     char message[DRAIN_EVICT_MESSAGE_MAX];
+    bool announced; /* its EvictionIntercepted Event was sent */
 } evict_req_rec_t;
 
 /* A pod GET in flight for an eviction request. */
@@ -278,8 +279,11 @@ const char **drain__evict_requested(drain_controller_t *c, const drain_view_t *v
     return out;
 }
 
-const char *drain__evict_message(drain_controller_t *c, const char *vmi_key)
+const char *drain__evict_announce(drain_controller_t *c, const char *vmi_key)
 {
-    const evict_req_rec_t *rec = hmap_get(&c->requests, vmi_key);
-    return rec ? rec->message : NULL;
+    evict_req_rec_t *rec = hmap_get(&c->requests, vmi_key);
+    if (!rec || rec->announced)
+        return NULL;
+    rec->announced = true;
+    return rec->message;
 }

@@ -1,11 +1,13 @@
 /*
  * drain/history — see history.h. Calls util/num and util/timefmt; called
- * by drain/reconcile.c only.
+ * by drain/reconcile.c and drain/record.c.
  */
 #include "drain/history.h"
+#include "drain/record.h"
 #include "util/num.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool drain__mig_is_ours(const kube_migration_t *m)
@@ -241,4 +243,22 @@ void drain__record_abort(const drain_view_t *v, const kube_vmi_t *vmi, const kub
     }
     snprintf(out, n, "%s%s%s/%s@%lld", rec, *rec ? "," : "", v->node->obj.name, m->obj.name,
              (long long)v->now.sec);
+}
+
+/* Migrations of ours from this node whose end the watch delivered, or that
+ * ended unreported while vmdrain was down: each is reported (the Events,
+ * the metrics) once. */
+int drain__plan_finished(const drain_view_t *v, drain_plan_t *p)
+{
+    if (v->n_ended == 0)
+        return 0;
+    p->finished = calloc(v->n_ended, sizeof(*p->finished));
+    if (!p->finished)
+        return -1;
+    for (size_t i = 0; i < v->n_ended; i++) {
+        const kube_migration_t *m = v->ended[i];
+        if (drain_mig_unreported(m))
+            p->finished[p->n_finished++] = m;
+    }
+    return 0;
 }

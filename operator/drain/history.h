@@ -61,4 +61,9 @@ int drain__count_in_transit(const drain_view_t *v, vd_time_t started);
 void drain__record_abort(const drain_view_t *v, const kube_vmi_t *vmi, const kube_migration_t *m,
                          char *out, size_t n);
 
+/* Migrations of ours from this node whose end the watch delivered, into
+ * p->finished: each is reported (an Event, the metrics) once. Returns 0 or
+ * -1 (memory). */
+int drain__plan_finished(const drain_view_t *v, drain_plan_t *p);
+
 #endif

@@ -5,6 +5,7 @@
 #include "drain/history.h"
 #include "drain/reconcile.h"
 #include "drain/kubevirt.h"
+#include "drain/record.h"
 #include "util/num.h"
 
 #include <math.h>
@@ -52,8 +53,7 @@ drain_state_t drain_state_parse(const char *s)
     return DRAIN_STATE_NONE;
 }
 
-/* A drain is under way in these states (the taint was seen). */
-static bool state_active(drain_state_t s)
+bool drain_state_active(drain_state_t s)
 {
     return s == DRAIN_STATE_DRAINING || s == DRAIN_STATE_DRAINED || s == DRAIN_STATE_BLOCKED ||
            s == DRAIN_STATE_FAILED;
@@ -72,8 +72,7 @@ static bool being_deleted(const kube_migration_t *m)
     return m->obj.deleted.sec != 0;
 }
 
-/* The effective strategy of a VMI: its own, else the cluster default. */
-static kube_eviction_strategy_t strategy_of(const kube_vmi_t *vmi, const drain_config_t *cfg)
+kube_eviction_strategy_t drain_vmi_strategy(const kube_vmi_t *vmi, const drain_config_t *cfg)
 {
     kube_eviction_strategy_t s = vmi->eviction_strategy != KUBE_EVICTION_UNSET
                                      ? vmi->eviction_strategy
@@ -129,30 +128,47 @@ static bool already_blocked(const kube_node_t *n, const kube_vmi_t *vmi)
     return false;
 }
 
+/* Appends a zeroed element of size bytes to the owned array *arr of *n
+ * elements; returns it, or NULL when memory runs out (nothing changed). */
+static void *push(void *arr, size_t *n, size_t size)
+{
+    void **slot = arr;
+    char *grown = realloc(*slot, (*n + 1) * size);
+    if (!grown)
+        return NULL;
+    *slot = grown;
+    memset(grown + *n * size, 0, size);
+    return grown + (*n)++ * size;
+}
+
+static int push_entry(drain_plan_t *p, const kube_vmi_t *vmi, drain_vmi_state_t state, int attempts,
+                      const kube_migration_t *mig, const char *reason)
+{
+    drain_vmi_entry_t *e = push(&p->entries, &p->n_entries, sizeof(*e));
+    if (!e)
+        return -1;
+    *e = (drain_vmi_entry_t){vmi, state, attempts, mig, reason ? reason : ""};
+    return 0;
+}
+
 static int push_candidate(drain_plan_t *p, const kube_vmi_t *vmi, int attempt, int failures)
 {
-    drain_candidate_t *c = realloc(p->candidates, (p->n_candidates + 1) * sizeof(*c));
+    drain_candidate_t *c = push(&p->candidates, &p->n_candidates, sizeof(*c));
     if (!c)
         return -1;
-    p->candidates = c;
-    c = &c[p->n_candidates++];
-    memset(c, 0, sizeof(*c));
     c->vmi = vmi;
     c->attempt = attempt;
     c->failures = failures;
-    c->memory = vmi->guest_memory ? vmi->guest_memory : vmi->memory_request;
+    c->memory = drain_vmi_memory(vmi);
     snprintf(c->name, sizeof(c->name), "vmdrain-%.8s-%d", vmi->obj.uid, attempt);
     return 0;
 }
 
 static drain_delete_t *push_delete(drain_plan_t *p, const kube_migration_t *m, const char *reason)
 {
-    drain_delete_t *d = realloc(p->deletes, (p->n_deletes + 1) * sizeof(*d));
+    drain_delete_t *d = push(&p->deletes, &p->n_deletes, sizeof(*d));
     if (!d)
         return NULL;
-    p->deletes = d;
-    d = &p->deletes[p->n_deletes++];
-    memset(d, 0, sizeof(*d));
     d->mig = m;
     snprintf(d->reason, sizeof(d->reason), "%s", reason);
     return d;
@@ -172,7 +188,7 @@ static int check_timeouts(const drain_view_t *v, drain_plan_t *p, const kube_vmi
     char reason[160];
 
     if (m->phase == KUBE_MIGRATION_RUNNING) {
-        int64_t mem = vmi->guest_memory ? vmi->guest_memory : vmi->memory_request;
+        int64_t mem = drain_vmi_memory(vmi);
         double gib = (double)mem / (double)(1LL << 30);
         limit = cfg->completion_timeout_per_gib * (gib > 1 ? gib : 1);
         snprintf(reason, sizeof(reason),
@@ -218,16 +234,18 @@ static bool is_marked(const drain_view_t *v, const kube_vmi_t *vmi)
 }
 
 /* A VMI that must move but cannot: counted, listed, announced once. */
-static void plan_blocked(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vmi,
-                         int *dropped)
+static int plan_blocked(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vmi, int *dropped)
 {
     const char *reason = vmi->migratable_reason[0] ? vmi->migratable_reason : "NotLiveMigratable";
     p->blocked++;
+    if (push_entry(p, vmi, DRAIN_VMI_BLOCKED, 0, NULL, reason) < 0)
+        return -1;
     blocked_add(p, vmi, reason, dropped);
     if (!already_blocked(v->node, vmi))
         add_event(p, "VMIBlocked", "Warning", vmi, "VMI %s/%s cannot leave node %s: %s%s%s",
                   vmi->obj.ns, vmi->obj.name, v->node->obj.name, reason,
                   vmi->migratable_message[0] ? ": " : "", vmi->migratable_message);
+    return 0;
 }
 
 /* Keeps the earliest deadline for the node's next reconcile. */
@@ -261,19 +279,25 @@ static int plan_vmi(const drain_view_t *v, drain_plan_t *p, const kube_vmi_t *vm
             p->migrating++;
         else
             p->settling++;
-        return 0;
+        return push_entry(p, vmi, DRAIN_VMI_MIGRATING, h.last_attempt, h.active, NULL);
     }
     if (h.failures >= cfg->max_migration_attempts) {
         size_t len = strlen(p->failed_list);
         p->failed++;
         snprintf(p->failed_list + len, sizeof(p->failed_list) - len, "%s%s/%s", len ? "," : "",
                  vmi->obj.ns, vmi->obj.name);
-        return 0;
+        return push_entry(p, vmi, DRAIN_VMI_FAILED, h.failures, NULL,
+                          "every migration attempt failed");
     }
     p->pending++;
+    bool by_kubevirt =
+        cfg->live_migration_enabled && drain_kubevirt_moves(cfg, v->node, vmi, is_marked(v, vmi));
+    if (push_entry(p, vmi, by_kubevirt ? DRAIN_VMI_BY_KUBEVIRT : DRAIN_VMI_PENDING, h.last_attempt,
+                   NULL, NULL) < 0)
+        return -1;
     if (!cfg->live_migration_enabled)
         return 0;
-    if (drain_kubevirt_moves(cfg, v->node, vmi, is_marked(v, vmi))) {
+    if (by_kubevirt) {
         /* its migration appears (and is adopted) or is refused by KubeVirt:
          * a second one of ours would race it */
         p->by_kubevirt++;
@@ -300,7 +324,7 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
 
     for (size_t i = 0; i < v->n_vmis; i++) {
         const kube_vmi_t *vmi = v->vmis[i];
-        kube_eviction_strategy_t s = strategy_of(vmi, v->cfg);
+        kube_eviction_strategy_t s = drain_vmi_strategy(vmi, v->cfg);
         bool migratable = vmi->migratable == KUBE_COND_TRUE;
         if (vmi->phase != KUBE_VMI_RUNNING || vmi->obj.deleted.sec != 0)
             continue;
@@ -310,9 +334,7 @@ static int plan_evacuation(const drain_view_t *v, drain_plan_t *p, vd_time_t sta
             continue; /* may be evicted: not ours */
         if (s != KUBE_EVICTION_LIVE_MIGRATE && s != KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE)
             continue;
-        if (!migratable)
-            plan_blocked(v, p, vmi, &dropped);
-        else if (plan_vmi(v, p, vmi, started) < 0)
+        if (!migratable ? plan_blocked(v, p, vmi, &dropped) < 0 : plan_vmi(v, p, vmi, started) < 0)
             return -1;
     }
     if (dropped)
@@ -352,26 +374,22 @@ static void draining(const drain_view_t *v, drain_plan_t *p)
     const kube_node_t *n = v->node;
     const char *name = n->obj.name;
     bool by_us = strcmp(ann(n, DRAIN_ANN_CORDONED_BY), "vmdrain") == 0;
+    char why[320];
 
+    drain_trigger_text(v, p, why, sizeof(why));
     if (!n->unschedulable && !p->evicting) {
         p->cordon = +1;
-        if (state_active(p->observed))
+        if (drain_state_active(p->observed))
             add_event(p, "NodeCordoned", "Warning", NULL,
-                      "Node %s was uncordoned while the drain taint %s is present; cordoned "
-                      "again",
-                      name, v->cfg->node_drain_taint_key);
+                      "Node %s was uncordoned while its drain (%s) goes on; cordoned again", name,
+                      why);
     }
     p->cordoned_by = ((!n->unschedulable && !p->evicting) || by_us) ? "vmdrain" : NULL;
-    if (!state_active(p->observed) && v->started_unwritten.sec) {
+    if (!drain_state_active(p->observed) && v->started_unwritten.sec) {
         time_format_rfc3339(v->started_unwritten, 0, p->started_at, sizeof(p->started_at));
-    } else if (!state_active(p->observed)) {
+    } else if (!drain_state_active(p->observed)) {
         time_format_rfc3339(v->now, 0, p->started_at, sizeof(p->started_at));
-        if (p->evicting)
-            add_event(p, "DrainStarted", "Normal", NULL,
-                      "Drain of node %s started (eviction requests for its VMIs)", name);
-        else
-            add_event(p, "DrainStarted", "Normal", NULL, "Drain of node %s started (taint %s)",
-                      name, v->cfg->node_drain_taint_key);
+        add_event(p, "DrainStarted", "Normal", NULL, "Drain of node %s started (%s)", name, why);
     } else {
         snprintf(p->started_at, sizeof(p->started_at), "%s", ann(n, DRAIN_ANN_STARTED_AT));
     }
@@ -411,7 +429,7 @@ static void decide_state(const drain_view_t *v, drain_plan_t *p)
     }
     if (p->state == DRAIN_STATE_DRAINED && p->observed != DRAIN_STATE_DRAINED) {
         time_format_rfc3339(v->now, 0, p->completed_at, sizeof(p->completed_at));
-        if (v->cfg->uncordon_policy != UNCORDON_ON_COMPLETION)
+        if (!drain_ends_on_completion(v, p))
             add_event(p, "DrainCompleted", "Normal", NULL, "Node %s is drained: %d VMI(s) migrated",
                       name, p->migrated);
     } else if (p->state == DRAIN_STATE_DRAINED) {
@@ -420,8 +438,8 @@ static void decide_state(const drain_view_t *v, drain_plan_t *p)
     }
 }
 
-/* The drain ends: the taint is gone (or OnCompletion removes it). */
-static int finish(const drain_view_t *v, drain_plan_t *p, bool completed)
+/* The drain ends: its trigger is gone (or OnCompletion ends it). */
+static int finish(const drain_view_t *v, drain_plan_t *p, bool completed, bool ending)
 {
     const kube_node_t *n = v->node;
     bool by_us = strcmp(ann(n, DRAIN_ANN_CORDONED_BY), "vmdrain") == 0;
@@ -432,17 +450,18 @@ static int finish(const drain_view_t *v, drain_plan_t *p, bool completed)
                   n->obj.name);
     }
     p->cordoned_by = NULL;
-    if (state_active(p->observed) || p->remove_taint) {
+    if (drain_state_active(p->observed) || ending) {
         p->state = completed ? DRAIN_STATE_COMPLETED : DRAIN_STATE_CANCELLED;
         time_format_rfc3339(v->now, 0, p->completed_at, sizeof(p->completed_at));
-        if (completed)
+        if (completed) {
             add_event(p, "DrainCompleted", "Normal", NULL, "Drain of node %s completed",
                       n->obj.name);
-        else
-            add_event(p, "DrainCancelled", "Normal", NULL,
-                      "Drain of node %s cancelled: the taint was removed", n->obj.name);
-        snprintf(p->message, sizeof(p->message), "%s",
-                 completed ? "drain completed" : "drain cancelled: the taint was removed");
+            snprintf(p->message, sizeof(p->message), "drain completed");
+        } else {
+            snprintf(p->message, sizeof(p->message), "drain cancelled: %s", drain_ended_by(v));
+            add_event(p, "DrainCancelled", "Normal", NULL, "Drain of node %s cancelled: %s",
+                      n->obj.name, drain_ended_by(v));
+        }
     } else {
         /* already ended: keep what the node says */
         p->state = p->observed;
@@ -475,11 +494,10 @@ static bool vmi_in_flight(const drain_view_t *v, const kube_vmi_t *vmi)
 static int push_vmi_write(drain_plan_t *p, const kube_vmi_t *vmi, drain_vmi_write_kind_t kind,
                           const char *why)
 {
-    drain_vmi_write_t *w = realloc(p->vmi_writes, (p->n_vmi_writes + 1) * sizeof(*w));
+    drain_vmi_write_t *w = push(&p->vmi_writes, &p->n_vmi_writes, sizeof(*w));
     if (!w)
         return -1;
-    p->vmi_writes = w;
-    w[p->n_vmi_writes++] = (drain_vmi_write_t){.vmi = vmi, .kind = kind, .why = why};
+    *w = (drain_vmi_write_t){.vmi = vmi, .kind = kind, .why = why};
     return 0;
 }
 
@@ -513,23 +531,6 @@ static int plan_vmi_meta(const drain_view_t *v, drain_plan_t *p)
     return 0;
 }
 
-/* Migrations of ours from this node whose end the watch delivered: each is
- * reported (an Event, the metrics) once. */
-static int plan_finished(const drain_view_t *v, drain_plan_t *p)
-{
-    if (v->n_ended == 0)
-        return 0;
-    p->finished = calloc(v->n_ended, sizeof(*p->finished));
-    if (!p->finished)
-        return -1;
-    for (size_t i = 0; i < v->n_ended; i++) {
-        const kube_migration_t *m = v->ended[i];
-        if (drain__mig_is_ours(m) && !drain_migration_in_flight(m))
-            p->finished[p->n_finished++] = m;
-    }
-    return 0;
-}
-
 int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
 {
     const kube_node_t *n = v->node;
@@ -537,37 +538,43 @@ int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
     memset(p, 0, sizeof(*p));
     p->observed = drain_state_parse(kube_obj_annotation(&n->obj, DRAIN_ANN_STATE));
     p->tainted = kube_node_has_taint(n, v->cfg->node_drain_taint_key, "NoSchedule");
+    p->requested = !p->tainted && drain_nodedrain_asks(v);
     bool marked = false;
     for (size_t i = 0; i < v->n_vmis && !marked; i++)
         marked = is_marked(v, v->vmis[i]);
     /* kubectl drain: the node is cordoned and evictions marked VMIs */
     const char *trigger = kube_obj_annotation(&n->obj, DRAIN_ANN_TRIGGER);
-    p->evicting =
-        !p->tainted && n->unschedulable &&
-        (marked || (state_active(p->observed) && trigger && strcmp(trigger, "eviction") == 0));
-    p->trigger = p->tainted ? "taint" : p->evicting ? "eviction" : NULL;
-    if (p->tainted || p->evicting) {
+    p->evicting = !p->tainted && !p->requested && n->unschedulable &&
+                  (marked || (drain_state_active(p->observed) && trigger &&
+                              strcmp(trigger, "eviction") == 0));
+    p->trigger = p->tainted     ? "taint"
+                 : p->requested ? "nodedrain"
+                 : p->evicting  ? "eviction"
+                                : NULL;
+    if (p->tainted || p->requested || p->evicting) {
         vd_time_t started = v->now;
         draining(v, p);
         time_parse_rfc3339(p->started_at, &started, NULL, 0);
         if (plan_evacuation(v, p, started) < 0)
             goto out_fail;
         decide_state(v, p);
-        if (p->tainted && p->state == DRAIN_STATE_DRAINED &&
-            v->cfg->uncordon_policy == UNCORDON_ON_COMPLETION) {
-            p->remove_taint = true;
-            p->tainted = false;
+        if (drain_plan_capacity(v, p) < 0)
+            goto out_fail;
+        if (drain_ends_on_completion(v, p) && p->state == DRAIN_STATE_DRAINED) {
+            /* the taint is removed; a NodeDrain stays, in phase Completed */
+            p->remove_taint = p->tainted;
+            p->tainted = p->requested = false;
             p->cordon = 0;
             char progress[32];
             memcpy(progress, p->progress, sizeof(progress));
-            if (finish(v, p, true) < 0)
+            if (finish(v, p, true, true) < 0)
                 goto out_fail;
             memcpy(p->progress, progress, sizeof(progress));
         }
-    } else if (finish(v, p, p->observed == DRAIN_STATE_DRAINED) < 0) {
+    } else if (finish(v, p, p->observed == DRAIN_STATE_DRAINED, false) < 0) {
         goto out_fail;
     }
-    if (plan_vmi_meta(v, p) < 0 || plan_finished(v, p) < 0)
+    if (plan_vmi_meta(v, p) < 0 || drain__plan_finished(v, p) < 0)
         goto out_fail;
     return 0;
 out_fail:
@@ -577,15 +584,15 @@ out_fail:
 
 void drain_plan_free(drain_plan_t *p)
 {
+    free(p->entries);
     free(p->candidates);
     free(p->deletes);
     free(p->vmi_writes);
-    p->vmi_writes = NULL;
-    p->n_vmi_writes = 0;
     free(p->finished);
-    p->finished = NULL;
-    p->n_finished = 0;
+    p->entries = NULL;
     p->candidates = NULL;
     p->deletes = NULL;
-    p->n_candidates = p->n_deletes = 0;
+    p->vmi_writes = NULL;
+    p->finished = NULL;
+    p->n_entries = p->n_candidates = p->n_deletes = p->n_vmi_writes = p->n_finished = 0;
 }

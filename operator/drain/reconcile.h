@@ -16,6 +16,7 @@
 #ifndef VMDRAIN_DRAIN_RECONCILE_H
 #define VMDRAIN_DRAIN_RECONCILE_H
 
+#include "drain/capacity.h"
 #include "drain/config.h"
 #include "kube/objects.h"
 #include "util/timefmt.h"
@@ -35,7 +36,7 @@
 #define DRAIN_ANN_COMPLETED_AT  "vmdrain.io/completed-at"
 #define DRAIN_ANN_MESSAGE       "vmdrain.io/message"
 #define DRAIN_ANN_CORDONED_BY   "vmdrain.io/cordoned-by"
-#define DRAIN_ANN_TRIGGER       "vmdrain.io/trigger" /* "taint" or "eviction" */
+#define DRAIN_ANN_TRIGGER       "vmdrain.io/trigger" /* "taint", "eviction" or "nodedrain" */
 #define DRAIN_LABEL_STATE       "vmdrain.io/state"
 #define DRAIN_LABEL_MANAGED_BY  "vmdrain.io/managed-by"
 #define DRAIN_LABEL_NODE        "vmdrain.io/node"
@@ -44,7 +45,10 @@
 #define DRAIN_ANN_EVACUATE_FROM "vmdrain.io/evacuate-from"
 /* On a VMI: the migrations vmdrain aborted, "node/name@unix-seconds,...",
  * so that attempts survive the deletion of their migration objects. */
-#define DRAIN_ANN_ABORTED      "vmdrain.io/aborted"
+#define DRAIN_ANN_ABORTED "vmdrain.io/aborted"
+/* On a migration of vmdrain's: its end was reported (the Events on the
+ * node and the VMI were sent), "Succeeded" or "Failed". */
+#define DRAIN_ANN_REPORTED     "vmdrain.io/reported"
 #define DRAIN_LABEL_EVACUATING "vmdrain.io/evacuating"
 /* The MigrationPolicy vmdrain owns: it selects VMIs labelled
  * DRAIN_LABEL_EVACUATING=true and carries the configured bandwidth. */
@@ -74,6 +78,8 @@ const char *drain_state_name(drain_state_t s);
 /* "draining", ...: the vmdrain.io/state label; "" for NONE. */
 const char *drain_state_label(drain_state_t s);
 drain_state_t drain_state_parse(const char *s);
+/* A drain is under way in these states: Draining, Drained, Blocked, Failed. */
+bool drain_state_active(drain_state_t s);
 
 /* What the reconciler sees of one node. The arrays are borrowed. */
 typedef struct drain_view {
@@ -92,7 +98,8 @@ typedef struct drain_view {
     const char *const *requested;
     size_t n_requested;
     /* migrations from this node whose end (Succeeded or Failed) the watch
-     * delivered since the last reconcile */
+     * delivered since the last reconcile, or that a list showed ended and
+     * not reported (vmdrain was down or did not lead) */
     const kube_migration_t *const *ended;
     size_t n_ended;
     /* the start of this drain as an earlier plan of this replica set it,
@@ -100,6 +107,15 @@ typedef struct drain_view {
      * way); {0, 0} when none. The drain keeps that start (migrations made
      * since count) and its DrainStarted Event is not sent again. */
     vd_time_t started_unwritten;
+    /* the NodeDrain named after the node, or NULL (drain/record.h) */
+    const kube_nodedrain_t *nodedrain;
+    /* seconds a finished NodeDrain record of vmdrain's is kept */
+    double records_ttl;
+    /* the nodes that could take this node's VMIs (drain/capacity.h): asked
+     * for only when the capacity check runs (a Draining plan), with
+     * targets_ud; NULL, or a NULL answer: no check */
+    const drain_target_t *(*targets)(void *ud, size_t *n);
+    void *targets_ud;
 } drain_view_t;
 
 /* A VMI ready for its next migration attempt. */
@@ -129,6 +145,23 @@ typedef struct drain_event {
 
 #define DRAIN_MAX_EVENTS 8
 
+/* Where one VMI of the drain stands (a NodeDrain's status.vmis). */
+typedef enum drain_vmi_state {
+    DRAIN_VMI_PENDING,
+    DRAIN_VMI_MIGRATING,
+    DRAIN_VMI_FAILED,
+    DRAIN_VMI_BLOCKED,
+    DRAIN_VMI_BY_KUBEVIRT, /* KubeVirt's own evacuation moves it */
+} drain_vmi_state_t;
+
+typedef struct drain_vmi_entry {
+    const kube_vmi_t *vmi;
+    drain_vmi_state_t state;
+    int attempts;                /* of vmdrain's, this drain */
+    const kube_migration_t *mig; /* the migration in flight, or NULL */
+    const char *reason;          /* why it is blocked or failed; "" */
+} drain_vmi_entry_t;
+
 /* A write of vmdrain's own metadata on a VMI. */
 typedef enum drain_vmi_write_kind {
     DRAIN_VMI_MARK,    /* set vmdrain.io/evacuate-from=<node> (an eviction request) */
@@ -143,8 +176,9 @@ typedef struct drain_vmi_write {
 } drain_vmi_write_t;
 
 typedef struct drain_plan {
-    bool tainted;  /* the drain taint is on the node */
-    bool evicting; /* no taint, but evictions marked VMIs of this cordoned node */
+    bool tainted;   /* the drain taint is on the node */
+    bool evicting;  /* no taint, but evictions marked VMIs of this cordoned node */
+    bool requested; /* a NodeDrain of the user's asks for the drain */
     drain_state_t observed;
     drain_state_t state;
 
@@ -164,7 +198,8 @@ typedef struct drain_plan {
     char completed_at[TIME_RFC3339_MAX];
     char message[256];
     const char *cordoned_by; /* "vmdrain", or NULL to remove */
-    const char *trigger;     /* "taint", "eviction", or NULL to keep what the node says */
+    /* "taint", "nodedrain", "eviction", or NULL to keep what the node says */
+    const char *trigger;
 
     drain_candidate_t *candidates; /* owned by the plan */
     size_t n_candidates;
@@ -174,6 +209,9 @@ typedef struct drain_plan {
     size_t n_events;
     drain_vmi_write_t *vmi_writes; /* owned by the plan */
     size_t n_vmi_writes;
+    /* the VMIs of the drain still on the node (owned array) */
+    drain_vmi_entry_t *entries;
+    size_t n_entries;
     /* migrations of ours whose end is to be reported (owned array) */
     const kube_migration_t **finished;
     size_t n_finished;
@@ -184,12 +222,21 @@ typedef struct drain_plan {
     char bad_number[320];
 
     double requeue_after; /* seconds until a backoff ends; 0 for none */
+
+    /* the VMIs still to move do not fit on the other nodes (the view's
+     * targets), and what the check said */
+    bool short_of_capacity;
+    char capacity[256];
 } drain_plan_t;
 
 /* Computes the plan for v. Returns 0, or -1 when memory runs out. The
  * caller releases the plan with drain_plan_free(). */
 int drain_reconcile(const drain_view_t *v, drain_plan_t *out);
 void drain_plan_free(drain_plan_t *p);
+
+/* The strategy the drain applies to a VMI: its own, else the cluster
+ * default; External counts as LiveMigrate under evacuateExternal. */
+kube_eviction_strategy_t drain_vmi_strategy(const kube_vmi_t *vmi, const drain_config_t *cfg);
 
 /* True when a migration is still running or waiting to run: not Succeeded
  * and not Failed. A migration being deleted is still in flight (KubeVirt

@@ -7,13 +7,17 @@
  * the writer and its candidates to the planner. Starting migrations is
  * drain/dispatch.c's, after the batch.
  *
- * May call: drain/reconcile, drain/planner, drain/writer (through
- * engine.h), kube/informer, util/hmap, util/metrics, util/log.
+ * May call: drain/reconcile, drain/record (the capacity targets),
+ * drain/planner, drain/writer (through engine.h), kube/informer,
+ * util/hmap, util/metrics, util/log.
  */
 #include "drain/engine.h"
+#include "drain/gone.h"
+#include "drain/record.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,29 +165,126 @@ void drain__update_gauges(drain_controller_t *c)
     }
 }
 
-/* A node that is gone: its candidates and records are dropped. */
-static void node_gone(drain_controller_t *c, node_rt_t *r, const char *name)
+/* A node that is gone: what its drain leaves behind is reported and
+ * vmdrain's marks on those VMIs cleared (drain/gone.h), its candidates and
+ * records are dropped, and so is its NodeDrain record
+ * (drain__write_record_gone). vmis and migs are the view's. */
+static void node_gone(drain_controller_t *c, node_rt_t *r, const char *name, const collect_t *vmis,
+                      const collect_t *migs)
 {
+    const kube_nodedrain_t *nd = kube_obj_as_nodedrain(informer_get(c->nds, name));
+    kube_node_t stand_in = {0};
+    drain_plan_t plan;
+
+    stand_in.obj = (kube_obj_t){.kind = KUBE_KIND_NODE, .name = name, .ns = "", .uid = ""};
+    drain_view_t v = {.cfg = &c->cfg,
+                      .now = {(int64_t)ev_now(c->loop), 0},
+                      .node = &stand_in,
+                      .vmis = (const kube_vmi_t *const *)vmis->items,
+                      .n_vmis = vmis->n,
+                      .migs = (const kube_migration_t *const *)migs->items,
+                      .n_migs = migs->n};
+    if (c->leading && !vmis->failed && !migs->failed && !hmap_get(&c->gone, name)) {
+        if (drain_reconcile_gone(&v, drain_gone_was_draining(r->state, nd), &plan) < 0) {
+            log_error("out of memory: a deleted node's VMIs go unreported", "node", name);
+        } else {
+            drain__write_gone(c, &v, &plan);
+            if (plan.total > 0 && hmap_put(&c->gone, name, (void *)1, NULL) < 0)
+                log_debug("out of memory: a deleted node may be reported again", "node", name);
+        }
+        drain_plan_free(&plan);
+    }
     drain__drop_candidates(c, r, name);
     hmap_free(&r->ended);
     hmap_init(&r->ended);
+    if (nd && c->leading)
+        drain__write_record_gone(c, nd);
     if (!r->patching) {
-        hmap_free(&r->cands);
         hmap_del(&c->rt, name);
-        free(r);
+        drain__rt_free(r);
     }
     drain__update_gauges(c);
 }
 
-/* The ends of migrations the watch delivered for this node, from the
- * cache (the records are forgotten once the plan is written). */
+/* The unreported ends of migrations from this node, from the cache; the
+ * records of migrations gone or reported (by another replica) are dropped.
+ * The leader forgets the rest once the plan is written. */
 static void take_ended(drain_controller_t *c, node_rt_t *r, collect_t *out)
 {
-    for (hmap_entry_t *e = hmap_first(&r->ended); e; e = hmap_next(&r->ended, e)) {
+    hmap_entry_t *e = hmap_first(&r->ended);
+    while (e) {
         const kube_obj_t *m = informer_get(c->migs, e->key);
-        if (m)
+        hmap_entry_t *next = hmap_next(&r->ended, e);
+        if (m && drain_mig_unreported(kube_obj_as_migration(m)))
             collect_one(out, m);
+        else
+            hmap_del(&r->ended, e->key);
+        e = next;
     }
+}
+
+/* --- the capacity check's targets ------------------------------------------------------ */
+
+typedef struct targets {
+    drain_controller_t *c;
+    const char *self;
+    drain_target_t *items;
+    size_t n, cap;
+    bool done, failed;
+} targets_t;
+
+static int add_request(void *ud, const kube_obj_t *obj)
+{
+    const kube_pod_t *pod = kube_obj_as_pod(obj);
+    int64_t *sum = ud;
+    if (pod && pod->phase != KUBE_POD_SUCCEEDED && pod->phase != KUBE_POD_FAILED)
+        *sum = pod->memory_request > INT64_MAX - *sum ? INT64_MAX : *sum + pod->memory_request;
+    return 0;
+}
+
+/* A target of the capacity check (drain_capacity_target), other than the
+ * node drained. */
+static int add_target(void *ud, const kube_obj_t *obj)
+{
+    targets_t *t = ud;
+    const kube_node_t *n = kube_obj_as_node(obj);
+
+    if (strcmp(obj->name, t->self) == 0 || !drain_capacity_target(n, &t->c->cfg))
+        return 0;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        drain_target_t *p = realloc(t->items, cap * sizeof(*p));
+        if (!p) {
+            t->failed = true;
+            return 1;
+        }
+        t->items = p;
+        t->cap = cap;
+    }
+    drain_target_t *d = &t->items[t->n++];
+    *d = (drain_target_t){.name = obj->name, .allocatable = n->allocatable_memory};
+    /* the launcher pods vmdrain caches: on a node of VMs they hold the
+     * memory (other pods' requests are not seen) */
+    informer_index_foreach(t->c->pods, "node", obj->name, add_request, &d->requested);
+    return 0;
+}
+
+/* The view's targets: collected the first time the capacity check asks
+ * (a Draining plan with pending VMIs), kept for the rest of the reconcile;
+ * NULL when memory ran out (the check is skipped). */
+static const drain_target_t *collect_targets(void *ud, size_t *n)
+{
+    targets_t *t = ud;
+
+    if (!t->done) {
+        t->done = true;
+        informer_foreach(t->c->nodes, add_target, t);
+        /* no target at all is a verdict too */
+        if (!t->failed && !t->items && !(t->items = malloc(sizeof(*t->items))))
+            t->failed = true;
+    }
+    *n = t->n;
+    return t->failed ? NULL : t->items;
 }
 
 /* Reconciles with the view collected; returns 0, or -1 to retry later. */
@@ -197,10 +298,9 @@ static int reconcile_view(drain_controller_t *c, node_rt_t *r, drain_view_t *v)
     if (plan.bad_numbers)
         log_warn("numbers that vmdrain did not write were ignored", "node", name, "object",
                  plan.bad_number);
-    if (!c->leading) { /* the leader writes the rest, and reports the ends */
+    if (!c->leading) { /* the leader writes the rest, and reports the ends:
+                          they are kept for a lead this replica may take */
         drain__write_marks(c, v, &plan);
-        hmap_free(&r->ended);
-        hmap_init(&r->ended);
         drain_plan_free(&plan);
         return 0;
     }
@@ -213,6 +313,7 @@ static int reconcile_view(drain_controller_t *c, node_rt_t *r, drain_view_t *v)
     drain__update_gauges(c);
     int rc = apply_candidates(c, r, v, &plan);
     drain__write_plan(c, r, v, &plan);
+    drain__write_record(c, r, v, &plan);
     hmap_free(&r->ended); /* reported: each end once */
     hmap_init(&r->ended);
     if (plan.requeue_after > 0)
@@ -239,16 +340,19 @@ void drain__sync(void *ud, const char *name)
         workqueue_add_rate_limited(c->queue, name);
         return;
     }
-    if (!node) {
-        node_gone(c, r, name);
-        return;
-    }
     informer_index_foreach(c->vmis, "node", name, collect_one, &vmis);
     informer_index_foreach(c->migs, "node", name, collect_one, &migs);
     for (size_t i = 0; i < vmis.n; i++) {
         migs.ns = vmis.items[i]->ns;
         informer_index_foreach(c->migs, "vmi", vmis.items[i]->name, collect_one, &migs);
     }
+    if (!node) {
+        node_gone(c, r, name, &vmis, &migs);
+        free(vmis.items);
+        free(migs.items);
+        return;
+    }
+    hmap_del(&c->gone, name);
     take_ended(c, r, &ended);
     drain_view_t v = {
         .cfg = &c->cfg,
@@ -261,7 +365,12 @@ void drain__sync(void *ud, const char *name)
         .ended = (const kube_migration_t *const *)ended.items,
         .n_ended = ended.n,
         .started_unwritten = r->started_unwritten,
+        .nodedrain = kube_obj_as_nodedrain(informer_get(c->nds, name)),
+        .records_ttl = c->records_ttl,
     };
+    targets_t targets = {.c = c, .self = name};
+    v.targets = collect_targets;
+    v.targets_ud = &targets;
     const char **req = drain__evict_requested(c, &v, &n_req);
     v.requested = req;
     v.n_requested = req ? n_req : 0;
@@ -271,6 +380,7 @@ void drain__sync(void *ud, const char *name)
         workqueue_add_rate_limited(c->queue, name);
     }
     free(req);
+    free(targets.items);
     free(vmis.items);
     free(migs.items);
     free(ended.items);

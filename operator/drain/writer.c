@@ -25,23 +25,15 @@
 
 #define CREATE_RETRY 5.0 /* seconds before a failed create is tried again */
 
-static metrics_counter_t *c_migrations;
-static metrics_histogram_t *h_migration, *h_drain;
+static metrics_histogram_t *h_drain;
 
 void drain__writer_metrics(void)
 {
-    static const char *const result_label[] = {"result"};
-    static const double mig_buckets[] = {5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600};
     static const double drain_buckets[] = {30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400};
 
-    if (c_migrations)
+    drain__report_metrics();
+    if (h_drain)
         return;
-    c_migrations = metrics_counter_new(
-        "migrations_total", "Migrations of vmdrain's that ended, by result.", 1, result_label);
-    h_migration = metrics_histogram_new(
-        "migration_duration_seconds",
-        "Time from the creation of a migration of vmdrain's to its end, success or failure.",
-        (int)(sizeof(mig_buckets) / sizeof(mig_buckets[0])), mig_buckets, 0, NULL);
     h_drain = metrics_histogram_new(
         "drain_duration_seconds", "Time from a drain's start to the state Drained.",
         (int)(sizeof(drain_buckets) / sizeof(drain_buckets[0])), drain_buckets, 0, NULL);
@@ -321,10 +313,10 @@ static void write_vmi_meta(drain_controller_t *c, const drain_view_t *v,
                                            KUBE_MERGE_PATCH, patch, on_vmi_meta, w))) {
         wdone(w);
     } else if (vw->kind == DRAIN_VMI_MARK) {
-        const char *msg = drain__evict_message(c, key);
+        const char *msg = c->leading ? drain__evict_announce(c, key) : NULL;
         log_info("marking the VMI for evacuation", "vmi", key, "node", node, "why", vw->why,
                  "leading", c->leading ? "yes" : "no");
-        if (msg && c->leading)
+        if (msg)
             event2(c, &v->node->obj, &vmi->obj, "Normal", "EvictionIntercepted", msg);
     } else if (vw->kind == DRAIN_VMI_UNMARK) {
         log_info("clearing the eviction mark", "vmi", key, "node", node, "why", vw->why);
@@ -341,23 +333,10 @@ void drain__write_marks(drain_controller_t *c, const drain_view_t *v, const drai
             write_vmi_meta(c, v, &p->vmi_writes[i]);
 }
 
-/* --- reports of finished migrations ------------------------------------------------------- */
-
-static void write_finished(drain_controller_t *c, const drain_view_t *v, const kube_migration_t *m)
+void drain__write_vmi_meta(drain_controller_t *c, const drain_view_t *v, const drain_plan_t *p)
 {
-    bool ok = m->phase == KUBE_MIGRATION_SUCCEEDED;
-    const char *labels[] = {ok ? "succeeded" : "failed"};
-    char key[DRAIN_VMI_KEY_MAX], msg[1400];
-
-    snprintf(key, sizeof(key), "%s/%s", m->obj.ns, m->vmi_name);
-    const kube_obj_t *vmi = informer_get(c->vmis, key);
-    snprintf(msg, sizeof(msg), "Migration %s of VMI %s from node %s %s", m->obj.name, key,
-             v->node->obj.name, ok ? "succeeded" : "failed");
-    metrics_counter_add(c_migrations, 1, labels);
-    if (m->phase_changed.sec)
-        metrics_histogram_observe(h_migration, time_diff(m->obj.created, m->phase_changed), NULL);
-    event2(c, &v->node->obj, vmi, ok ? "Normal" : "Warning",
-           ok ? "MigrationSucceeded" : "MigrationFailed", msg);
+    for (size_t i = 0; i < p->n_vmi_writes; i++)
+        write_vmi_meta(c, v, &p->vmi_writes[i]);
 }
 
 void drain__write_plan(drain_controller_t *c, node_rt_t *r, const drain_view_t *v,
@@ -368,10 +347,9 @@ void drain__write_plan(drain_controller_t *c, node_rt_t *r, const drain_view_t *
     write_node(c, r, v, p);
     for (size_t i = 0; i < p->n_deletes; i++)
         write_delete(c, v, &p->deletes[i]);
-    for (size_t i = 0; i < p->n_vmi_writes; i++)
-        write_vmi_meta(c, v, &p->vmi_writes[i]);
+    drain__write_vmi_meta(c, v, p);
     for (size_t i = 0; i < p->n_finished; i++)
-        write_finished(c, v, p->finished[i]);
+        drain__write_finished(c, r, v, p->finished[i]);
 }
 
 /* --- creating a migration ------------------------------------------------------------------ */

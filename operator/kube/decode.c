@@ -194,6 +194,7 @@ static void begin_cond(kube_decoder_t *d)
     d->cond.type[0] = '\0';
     d->cond.status = KUBE_COND_UNKNOWN;
     d->cond.reason = d->cond.message = KUBE__NO_STR;
+    d->cond.since = (vd_time_t){0, 0};
     d->cond.mark = kube__build_mark(d->b);
 }
 
@@ -202,8 +203,14 @@ static void begin_cond(kube_decoder_t *d)
 static void end_cond(kube_decoder_t *d)
 {
     kube_obj_t *o = kube__dec_scratch(d);
+    static const char *const nd_types[] = KUBE_NODEDRAIN_CONDS;
     if (d->kind == KUBE_KIND_NODE && strcmp(d->cond.type, "Ready") == 0)
         ((kube_node_t *)o)->ready = d->cond.status;
+    for (size_t i = 0; d->kind == KUBE_KIND_NODEDRAIN && i < 3; i++)
+        if (strcmp(d->cond.type, nd_types[i]) == 0) {
+            ((kube_nodedrain_t *)o)->conds[i].status = d->cond.status;
+            ((kube_nodedrain_t *)o)->conds[i].since = d->cond.since;
+        }
     if (d->kind == KUBE_KIND_VMI && strcmp(d->cond.type, "LiveMigratable") == 0 && !d->problem[0]) {
         kube_vmi_t *vmi = (kube_vmi_t *)o;
         vmi->migratable = d->cond.status;
@@ -288,6 +295,8 @@ static int on_scalar(kube_decoder_t *d, const struct jval *v)
     case CLS_ARRAY:
         if (f->ctx == C_LIST_ITEMS)
             on_item_scalar(d, v);
+        else if (f->ctx == C_FINALIZERS)
+            kube__dec_finalizer(d, v);
         else if (v->t != V_NULL)
             kube__dec_mismatch(d, f->ctx, NULL, "an object", kube__dec_vtype_name(v->t));
         break;
@@ -383,6 +392,10 @@ static int child_context(kube_decoder_t *d, struct frame *f, bool is_array)
     const char *got = is_array ? "an array" : "an object";
     switch (kube__dec_ctxs[f->ctx].cls) {
     case CLS_ARRAY:
+        if (f->ctx == C_FINALIZERS) {
+            kube__dec_mismatch(d, f->ctx, NULL, "a string", got);
+            return C_SKIP;
+        }
         if (!is_array)
             return kube__dec_ctxs[f->ctx].elem;
         if (f->ctx == C_LIST_ITEMS) {
@@ -422,6 +435,7 @@ static void enter(kube_decoder_t *d, int ctx)
         break;
     case C_COND:
     case C_VMI_COND:
+    case C_ND_COND:
         begin_cond(d);
         break;
     case C_TAINT:
@@ -484,6 +498,7 @@ static void leave(kube_decoder_t *d, int ctx)
         break;
     case C_COND:
     case C_VMI_COND:
+    case C_ND_COND:
         end_cond(d);
         break;
     case C_TAINT:

@@ -13,7 +13,9 @@
 #include "util/timefmt.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +289,16 @@ static const char **string_slot(kube_decoder_t *d, int field)
         return &((kube_lease_t *)o)->acquire_time;
     case F_LEASE_RENEW:
         return &((kube_lease_t *)o)->renew_time;
+    case F_ND_NODE:
+        return &((kube_nodedrain_t *)o)->node_name;
+    case F_ND_REASON:
+        return &((kube_nodedrain_t *)o)->reason;
+    case F_ND_UNCORDON:
+        return &((kube_nodedrain_t *)o)->uncordon_policy;
+    case F_ND_PHASE:
+        return &((kube_nodedrain_t *)o)->phase;
+    case F_ND_TRIGGER:
+        return &((kube_nodedrain_t *)o)->trigger;
     }
     return NULL;
 }
@@ -424,7 +436,13 @@ static void set_quantity(kube_decoder_t *d, int ctx, const struct row *r, const 
     kube_obj_t *o = kube__dec_scratch(d);
     if (r->field == F_VMI_GUEST)
         ((kube_vmi_t *)o)->guest_memory = v;
-    else if (r->field == F_VMI_REQ_MEMORY)
+    else if (r->field == F_NODE_ALLOC_MEMORY)
+        ((kube_node_t *)o)->allocatable_memory = v;
+    else if (r->field == F_POD_REQ_MEMORY) {
+        int64_t *sum = &((kube_pod_t *)o)->memory_request;
+        if (v > 0)
+            *sum = v > INT64_MAX - *sum ? INT64_MAX : *sum + v;
+    } else if (r->field == F_VMI_REQ_MEMORY)
         ((kube_vmi_t *)o)->memory_request = v;
     else if (r->field == F_POL_BANDWIDTH)
         ((kube_migration_policy_t *)o)->bandwidth = v;
@@ -441,7 +459,8 @@ static bool time_after(vd_time_t a, vd_time_t b)
  * rather than losing the whole object (docs/decoding.md). */
 static bool time_is_informational(int field)
 {
-    return field == F_MS_START || field == F_MS_END || field == F_PTT_TIME;
+    return field == F_MS_START || field == F_MS_END || field == F_PTT_TIME ||
+           field == F_ND_COMPLETION || field == F_COND_SINCE;
 }
 
 /* A time field; one that does not parse skips the object, or is only
@@ -483,7 +502,33 @@ static void set_time(kube_decoder_t *d, int ctx, const struct row *r, const char
         if (time_after(t, mig->phase_changed))
             mig->phase_changed = t;
         break;
+    case F_ND_COMPLETION:
+        ((kube_nodedrain_t *)o)->completion_time = t;
+        break;
+    case F_COND_SINCE:
+        d->cond.since = t;
+        break;
     }
+}
+
+/* An element of metadata.finalizers: counted on a NodeDrain, and vmdrain's
+ * own located (the other kinds keep none). */
+void kube__dec_finalizer(kube_decoder_t *d, const struct jval *v)
+{
+    kube_obj_t *o = kube__dec_scratch(d);
+    if (v->t != V_STRING) {
+        if (v->t != V_NULL)
+            kube__dec_mismatch(d, C_FINALIZERS, NULL, "a string", kube__dec_vtype_name(v->t));
+        return;
+    }
+    if (o->kind != KUBE_KIND_NODEDRAIN)
+        return;
+    kube_nodedrain_t *nd = (kube_nodedrain_t *)o;
+    static const char own[] = KUBE_NODEDRAIN_FINALIZER;
+    if (v->n == sizeof(own) - 1 && memcmp(v->s, own, v->n) == 0 && nd->finalizer_index < 0)
+        nd->finalizer_index = nd->n_finalizers;
+    if (nd->n_finalizers < INT_MAX)
+        nd->n_finalizers++;
 }
 
 /* Whether a row's value is to be read at all: list items ignore the Status

@@ -74,6 +74,16 @@ enum ctx {
     C_KV_MIGRATIONS,
     C_KV_STATUS,
     C_LEASE_SPEC,
+    C_FINALIZERS, /* metadata.finalizers: strings, counted */
+    C_ND_SPEC,
+    C_ND_STATUS,
+    C_ND_CONDS,
+    C_ND_COND,
+    C_NODE_ALLOCATABLE,
+    C_POD_CONTAINERS,
+    C_POD_CONTAINER,
+    C_POD_RESOURCES,
+    C_POD_REQUESTS,
     C_COUNT
 };
 
@@ -144,6 +154,15 @@ enum field {
     F_LEASE_TRANSITIONS,
     F_LEASE_ACQUIRE,
     F_LEASE_RENEW,
+    F_ND_NODE,
+    F_ND_REASON,
+    F_ND_UNCORDON,
+    F_ND_PHASE,
+    F_ND_TRIGGER,
+    F_ND_COMPLETION,
+    F_COND_SINCE,
+    F_NODE_ALLOC_MEMORY,
+    F_POD_REQ_MEMORY,
 };
 
 /* A lenient row is read when it fits and ignored when it does not: the
@@ -216,6 +235,7 @@ struct kube_decoder {
         char type[40];
         kube_cond_t status;
         uint32_t reason, message;
+        vd_time_t since; /* lastTransitionTime, kept for NodeDrains */
         size_t mark;
     } cond;
     uint32_t taint[3];
@@ -288,6 +308,9 @@ void kube__dec_map_key(kube_decoder_t *d, int ctx, const char *k, size_t n);
 /* A value of a string map: must be a string (or null, which is "");
  * stored with its key when the key is kept. */
 void kube__dec_map_value(kube_decoder_t *d, int ctx, const struct jval *v);
+
+/* An element of metadata.finalizers (decode_build.c). */
+void kube__dec_finalizer(kube_decoder_t *d, const struct jval *v);
 
 /* A value of the wrong JSON type. At list level that is a hard error, in a
  * watch event's own fields it skips the event, elsewhere the object. */

@@ -61,6 +61,7 @@ static const struct row meta_rows[] = {
     ROW("deletionTimestamp", F_DELETED, J_TIME, 0, 0),
     MAP("labels", C_LABELS),
     MAP("annotations", C_ANNOTATIONS),
+    ARR("finalizers", C_FINALIZERS),
     END,
 };
 static const struct row node_rows[] = {MAP("spec", C_NODE_SPEC), MAP("status", C_NODE_STATUS), END};
@@ -75,7 +76,15 @@ static const struct row taint_rows[] = {
     STR("effect", F_TAINT_EFFECT),
     END,
 };
-static const struct row node_status_rows[] = {ARR("conditions", C_CONDS), END};
+static const struct row node_status_rows[] = {
+    ARR("conditions", C_CONDS),
+    MAP("allocatable", C_NODE_ALLOCATABLE),
+    END,
+};
+static const struct row node_alloc_rows[] = {
+    ROW("memory", F_NODE_ALLOC_MEMORY, J_QUANTITY, 0, 0),
+    END,
+};
 static const struct row cond_rows[] = {
     STR("type", F_COND_TYPE),
     STR("status", F_COND_STATUS),
@@ -90,7 +99,17 @@ static const struct row vmi_cond_rows[] = {
     END,
 };
 static const struct row pod_rows[] = {MAP("spec", C_POD_SPEC), MAP("status", C_POD_STATUS), END};
-static const struct row pod_spec_rows[] = {STR("nodeName", F_POD_NODE), END};
+static const struct row pod_spec_rows[] = {
+    STR("nodeName", F_POD_NODE),
+    ARR("containers", C_POD_CONTAINERS),
+    END,
+};
+static const struct row pod_container_rows[] = {MAP("resources", C_POD_RESOURCES), END};
+static const struct row pod_resources_rows[] = {MAP("requests", C_POD_REQUESTS), END};
+static const struct row pod_requests_rows[] = {
+    ROW("memory", F_POD_REQ_MEMORY, J_QUANTITY, 0, 0),
+    END,
+};
 static const struct row pod_status_rows[] = {STR("phase", F_POD_PHASE), END};
 static const struct row vmi_rows[] = {MAP("spec", C_VMI_SPEC), MAP("status", C_VMI_STATUS), END};
 static const struct row vmi_spec_rows[] = {
@@ -180,6 +199,26 @@ static const struct row lease_spec_rows[] = {
     STR("renewTime", F_LEASE_RENEW),
     END,
 };
+static const struct row nd_rows[] = {MAP("spec", C_ND_SPEC), MAP("status", C_ND_STATUS), END};
+static const struct row nd_spec_rows[] = {
+    STR("nodeName", F_ND_NODE),
+    STR("reason", F_ND_REASON),
+    STR("uncordonPolicy", F_ND_UNCORDON),
+    END,
+};
+static const struct row nd_status_rows[] = {
+    STR("phase", F_ND_PHASE),
+    STR("trigger", F_ND_TRIGGER),
+    ROW("completionTime", F_ND_COMPLETION, J_TIME, 0, 0),
+    ARR("conditions", C_ND_CONDS),
+    END,
+};
+static const struct row nd_cond_rows[] = {
+    STR("type", F_COND_TYPE),
+    STR("status", F_COND_STATUS),
+    ROW("lastTransitionTime", F_COND_SINCE, J_TIME, 0, 0),
+    END,
+};
 
 const struct kube__dec_ctx_info kube__dec_ctxs[C_COUNT] = {
     [C_SKIP] = {"", CLS_SKIP, 0, NULL},
@@ -221,6 +260,16 @@ const struct kube__dec_ctx_info kube__dec_ctxs[C_COUNT] = {
     [C_KV_MIGRATIONS] = {"spec.configuration.migrations", CLS_STRUCT, 0, kv_migrations_rows},
     [C_KV_STATUS] = {"status", CLS_STRUCT, 0, kv_status_rows},
     [C_LEASE_SPEC] = {"spec", CLS_STRUCT, 0, lease_spec_rows},
+    [C_FINALIZERS] = {"metadata.finalizers", CLS_ARRAY, 0, NULL},
+    [C_ND_SPEC] = {"spec", CLS_STRUCT, 0, nd_spec_rows},
+    [C_ND_STATUS] = {"status", CLS_STRUCT, 0, nd_status_rows},
+    [C_ND_CONDS] = {"status.conditions", CLS_ARRAY, C_ND_COND, NULL},
+    [C_ND_COND] = {"status.conditions[]", CLS_STRUCT, 0, nd_cond_rows},
+    [C_NODE_ALLOCATABLE] = {"status.allocatable", CLS_STRUCT, 0, node_alloc_rows},
+    [C_POD_CONTAINERS] = {"spec.containers", CLS_ARRAY, C_POD_CONTAINER, NULL},
+    [C_POD_CONTAINER] = {"spec.containers[]", CLS_STRUCT, 0, pod_container_rows},
+    [C_POD_RESOURCES] = {"spec.containers[].resources", CLS_STRUCT, 0, pod_resources_rows},
+    [C_POD_REQUESTS] = {"spec.containers[].resources.requests", CLS_STRUCT, 0, pod_requests_rows},
 };
 
 const struct row *const kube__dec_kind_rows[KUBE_KIND_COUNT] = {
@@ -228,4 +277,5 @@ const struct row *const kube__dec_kind_rows[KUBE_KIND_COUNT] = {
     [KUBE_KIND_VMI] = vmi_rows,      [KUBE_KIND_MIGRATION] = mig_rows,
     [KUBE_KIND_CONFIGMAP] = cm_rows, [KUBE_KIND_MIGRATION_POLICY] = pol_rows,
     [KUBE_KIND_KUBEVIRT] = kv_rows,  [KUBE_KIND_LEASE] = lease_rows,
+    [KUBE_KIND_NODEDRAIN] = nd_rows,
 };

@@ -106,7 +106,6 @@ char *kube_leader_body(const char *ns, const char *name, const char *resource_ve
                        const kube_leader_record_t *rec)
 {
     util_jgen_t j;
-    char *out = NULL;
     util_jgen_init(&j);
     util_jgen_map_open(&j);
     util_jgen_kv(&j, "apiVersion", "coordination.k8s.io/v1");
@@ -127,9 +126,8 @@ char *kube_leader_body(const char *ns, const char *name, const char *resource_ve
     util_jgen_kint(&j, "leaseTransitions", rec->transitions < 0 ? 0 : rec->transitions);
     util_jgen_map_close(&j);
     util_jgen_map_close(&j);
-    if (util_jgen_take(&j, &out) < 0)
-        out = NULL;
-    util_jgen_free(&j);
+    char *out;
+    util_jgen_finish(&j, &out);
     return out;
 }
 

@@ -28,6 +28,7 @@ static const char *const kind_names[KUBE_KIND_COUNT] = {
     [KUBE_KIND_MIGRATION_POLICY] = "MigrationPolicy",
     [KUBE_KIND_KUBEVIRT] = "KubeVirt",
     [KUBE_KIND_LEASE] = "Lease",
+    [KUBE_KIND_NODEDRAIN] = "NodeDrain",
 };
 
 static const char *const list_names[KUBE_KIND_COUNT] = {
@@ -39,6 +40,7 @@ static const char *const list_names[KUBE_KIND_COUNT] = {
     [KUBE_KIND_MIGRATION_POLICY] = "MigrationPolicyList",
     [KUBE_KIND_KUBEVIRT] = "KubeVirtList",
     [KUBE_KIND_LEASE] = "LeaseList",
+    [KUBE_KIND_NODEDRAIN] = "NodeDrainList",
 };
 
 const char *kube_kind_name(kube_kind_t kind)
@@ -258,6 +260,7 @@ DOWNCAST(kube_obj_as_configmap, kube_configmap_t, KUBE_KIND_CONFIGMAP)
 DOWNCAST(kube_obj_as_migration_policy, kube_migration_policy_t, KUBE_KIND_MIGRATION_POLICY)
 DOWNCAST(kube_obj_as_kubevirt, kube_kubevirt_t, KUBE_KIND_KUBEVIRT)
 DOWNCAST(kube_obj_as_lease, kube_lease_t, KUBE_KIND_LEASE)
+DOWNCAST(kube_obj_as_nodedrain, kube_nodedrain_t, KUBE_KIND_NODEDRAIN)
 
 /* --- the builder --------------------------------------------------------- */
 
@@ -271,6 +274,7 @@ typedef union kube_any {
     kube_migration_policy_t policy;
     kube_kubevirt_t kubevirt;
     kube_lease_t lease;
+    kube_nodedrain_t nodedrain;
 } kube_any_t;
 
 /* One string field of the scratch object: where it is, where its bytes are. */
@@ -318,6 +322,8 @@ static size_t kind_struct_size(const kube__build_t *b)
         return sizeof(b->u.kubevirt);
     case KUBE_KIND_LEASE:
         return sizeof(b->u.lease);
+    case KUBE_KIND_NODEDRAIN:
+        return sizeof(b->u.nodedrain);
     }
     return sizeof(b->u.obj);
 }
@@ -379,6 +385,13 @@ static void reset_defaults(kube__build_t *b)
         kube_lease_t *l = &b->u.lease;
         l->holder_identity = l->acquire_time = l->renew_time = kube_empty;
         l->lease_duration_seconds = -1;
+        break;
+    }
+    case KUBE_KIND_NODEDRAIN: {
+        kube_nodedrain_t *nd = &b->u.nodedrain;
+        nd->node_name = nd->reason = nd->uncordon_policy = kube_empty;
+        nd->phase = nd->trigger = kube_empty;
+        nd->finalizer_index = -1;
         break;
     }
     case KUBE_KIND_NODE:

@@ -1,7 +1,8 @@
 /*
  * objects — compact, read-only projections of the Kubernetes objects vmdrain
  * reads: Nodes, Pods, VirtualMachineInstances, VirtualMachineInstanceMigrations,
- * ConfigMaps, MigrationPolicies, the KubeVirt CR and Leases.
+ * ConfigMaps, MigrationPolicies, the KubeVirt CR, Leases and vmdrain's own
+ * NodeDrains.
  *
  * A projection keeps only the fields vmdrain uses (docs/decoding.md lists
  * them) and lives in ONE allocation: the struct, its arrays and every string
@@ -37,9 +38,10 @@ typedef enum kube_kind {
     KUBE_KIND_MIGRATION_POLICY, /* migrations.kubevirt.io/v1alpha1 MigrationPolicy */
     KUBE_KIND_KUBEVIRT,         /* kubevirt.io/v1 KubeVirt (KubeVirt's configuration) */
     KUBE_KIND_LEASE,            /* coordination.k8s.io/v1 Lease (leader election) */
+    KUBE_KIND_NODEDRAIN,        /* vmdrain.io/v1alpha1 NodeDrain (crds/) */
 } kube_kind_t;
 
-#define KUBE_KIND_COUNT 8
+#define KUBE_KIND_COUNT 9
 
 /* Total bytes of keys and values kept from a ConfigMap's data; a ConfigMap
  * with more is skipped by the decoder (the API server caps it at 1 MiB too). */
@@ -90,6 +92,7 @@ typedef struct kube_node {
     kube_cond_t ready;          /* status.conditions[type=Ready].status */
     const kube_taint_t *taints; /* spec.taints, in input order */
     size_t n_taints;
+    int64_t allocatable_memory; /* status.allocatable.memory, bytes; 0 when absent */
 } kube_node_t;
 
 typedef enum kube_pod_phase {
@@ -106,6 +109,8 @@ typedef struct kube_pod {
     kube_obj_t obj;
     const char *node_name; /* spec.nodeName */
     kube_pod_phase_t phase;
+    /* spec.containers[].resources.requests.memory, summed, bytes */
+    int64_t memory_request;
 } kube_pod_t;
 
 typedef enum kube_eviction_strategy {
@@ -234,6 +239,37 @@ typedef struct kube_lease {
     const char *renew_time;         /* spec.renewTime; "" when absent */
 } kube_lease_t;
 
+/* The finalizer vmdrain keeps on a NodeDrain until its drain has ended. */
+#define KUBE_NODEDRAIN_FINALIZER "vmdrain.io/drain"
+
+/* A NodeDrain (crds/nodedrains.vmdrain.io.yaml): the spec, and of the status
+ * what the engine needs to tell a finished drain from a running one. */
+typedef struct kube_nodedrain {
+    kube_obj_t obj;
+    const char *node_name;       /* spec.nodeName */
+    const char *reason;          /* spec.reason; "" when absent */
+    const char *uncordon_policy; /* spec.uncordonPolicy; "" when absent */
+    const char *phase;           /* status.phase; "" when absent */
+    const char *trigger;         /* status.trigger; "" when absent */
+    vd_time_t completion_time;   /* status.completionTime */
+    /* metadata.finalizers: how many, and the index of
+     * KUBE_NODEDRAIN_FINALIZER among them (-1 when absent) */
+    int n_finalizers;
+    int finalizer_index;
+    /* status.conditions of the types in KUBE_NODEDRAIN_CONDS, in that
+     * order: the status and its lastTransitionTime */
+    struct {
+        kube_cond_t status;
+        vd_time_t since;
+    } conds[3];
+} kube_nodedrain_t;
+
+/* The condition types a NodeDrain carries, in the order of conds[]. */
+#define KUBE_NODEDRAIN_CONDS                                                                       \
+    {                                                                                              \
+        "Progressing", "Drained", "Blocked"                                                        \
+    }
+
 /* "Node", "Pod", "VirtualMachineInstance", ... (the Kubernetes kind). */
 const char *kube_kind_name(kube_kind_t kind);
 
@@ -270,6 +306,7 @@ const kube_configmap_t *kube_obj_as_configmap(const kube_obj_t *obj);
 const kube_migration_policy_t *kube_obj_as_migration_policy(const kube_obj_t *obj);
 const kube_kubevirt_t *kube_obj_as_kubevirt(const kube_obj_t *obj);
 const kube_lease_t *kube_obj_as_lease(const kube_obj_t *obj);
+const kube_nodedrain_t *kube_obj_as_nodedrain(const kube_obj_t *obj);
 
 /* Whether the node has a taint with this key and effect. */
 bool kube_node_has_taint(const kube_node_t *n, const char *key, const char *effect);

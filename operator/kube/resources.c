@@ -22,6 +22,8 @@ static const kube_resource_t resources[] = {
      true},
     {"leases", "lease", KUBE_KIND_LEASE, "/apis/coordination.k8s.io/v1", "coordination.k8s.io/v1",
      true},
+    {"nodedrains", "nodedrain,nd", KUBE_KIND_NODEDRAIN, "/apis/vmdrain.io/v1alpha1",
+     "vmdrain.io/v1alpha1", false},
 };
 
 #define NRESOURCES (sizeof(resources) / sizeof(resources[0]))
@@ -60,7 +62,8 @@ const kube_resource_t *kube_resource_of_kind(kube_kind_t kind)
 const char *kube_resource_names(void)
 {
     return "nodes, pods, configmaps, virtualmachineinstances (vmi), "
-           "virtualmachineinstancemigrations (vmim), migrationpolicies, kubevirts (kv), leases";
+           "virtualmachineinstancemigrations (vmim), migrationpolicies, kubevirts (kv), leases, "
+           "nodedrains (nd)";
 }
 
 int kube_url_escape(buf_t *out, const char *s)

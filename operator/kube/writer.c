@@ -11,31 +11,44 @@
 #include "util/log.h"
 #include "util/timefmt.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* How send() sends: through the fence; a 409 (the object exists) as
+ * success. */
+#define SEND_UNFENCED  1u
+#define SEND_EXISTS_OK 2u
+
 /* Requests started here carry the caller's callback in a small box. */
 typedef struct write_box {
     kube_write_cb cb;
     void *ud;
+    unsigned flags;
     char what[96];
 } write_box_t;
 
 static void on_write_done(void *ud, const kube_result_t *res)
 {
     write_box_t *b = ud;
-    if (res->error && !b->cb && !res->cancelled)
+    kube_result_t r = *res;
+
+    if (res->status == 409 && (b->flags & SEND_EXISTS_OK)) {
+        log_debug("sent before: the object exists", "request", b->what);
+        r.error = NULL;
+    } else if (res->error && !res->cancelled && (!b->cb || (b->flags & SEND_EXISTS_OK))) {
         log_warn("write failed", "request", b->what, "error", res->error);
+    }
     if (b->cb)
-        b->cb(b->ud, res);
+        b->cb(b->ud, &r);
     free(b);
 }
 
 static kube_req_t *send(kube_http_t *h, const char *method, const char *verb, buf_t *path,
-                        const char *content_type, const char *body, bool unfenced, kube_write_cb cb,
-                        void *ud)
+                        const char *content_type, const char *body, unsigned flags,
+                        kube_write_cb cb, void *ud)
 {
     write_box_t *b = calloc(1, sizeof(*b));
     kube_req_t *r = NULL;
@@ -44,6 +57,7 @@ static kube_req_t *send(kube_http_t *h, const char *method, const char *verb, bu
         return NULL;
     b->cb = cb;
     b->ud = ud;
+    b->flags = flags;
     snprintf(b->what, sizeof(b->what), "%s %s", method, path->data ? path->data : "");
     kube_req_opts_t o = {.method = method,
                          .path = path->data,
@@ -53,7 +67,7 @@ static kube_req_t *send(kube_http_t *h, const char *method, const char *verb, bu
                          .on_done = on_write_done,
                          .ud = b,
                          .verb = verb,
-                         .unfenced = unfenced};
+                         .unfenced = (flags & SEND_UNFENCED) != 0};
     if (path->data)
         r = kube_http_request(h, &o);
     if (!r)
@@ -67,7 +81,7 @@ kube_req_t *kube_create(kube_http_t *h, const kube_resource_t *r, const char *ns
     buf_t path;
     buf_init(&path, 4096);
     kube_resource_path(r, ns, NULL, NULL, &path);
-    kube_req_t *req = send(h, "POST", "create", &path, "application/json", body, false, cb, ud);
+    kube_req_t *req = send(h, "POST", "create", &path, "application/json", body, 0, cb, ud);
     buf_free(&path);
     return req;
 }
@@ -79,7 +93,8 @@ static kube_req_t *patch(kube_http_t *h, const kube_resource_t *r, const char *n
     buf_t path;
     buf_init(&path, 4096);
     kube_resource_path(r, ns, name, subresource, &path);
-    kube_req_t *req = send(h, "PATCH", "patch", &path, patch_type, body, unfenced, cb, ud);
+    kube_req_t *req =
+        send(h, "PATCH", "patch", &path, patch_type, body, unfenced ? SEND_UNFENCED : 0, cb, ud);
     buf_free(&path);
     return req;
 }
@@ -114,7 +129,7 @@ kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns
                  "\"propagationPolicy\":\"Background\"}");
     buf_init(&path, 4096);
     kube_resource_path(r, ns, name, NULL, &path);
-    kube_req_t *req = send(h, "DELETE", "delete", &path, "application/json", body, false, cb, ud);
+    kube_req_t *req = send(h, "DELETE", "delete", &path, "application/json", body, 0, cb, ud);
     buf_free(&path);
     return req;
 }
@@ -164,27 +179,57 @@ static char *event_json(const kube_obj_t *obj, const char *ns, const char *name,
     return json;
 }
 
-void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const char *reason,
-                const char *message)
+/* POSTs the Event named name (send() flags); cb (may be NULL) gets the
+ * result. Returns false when nothing was sent (no memory, or the Event
+ * could not be encoded). */
+static bool post_event(kube_http_t *h, const kube_obj_t *obj, const char *name, const char *type,
+                       const char *reason, const char *message, unsigned flags, kube_write_cb cb,
+                       void *ud)
 {
-    static unsigned counter;
     const char *ns = obj->ns[0] ? obj->ns : "default";
+    char ts[TIME_RFC3339_MAX];
     struct timespec now;
-    char ts[TIME_RFC3339_MAX], name[320];
+    bool sent = false;
 
     clock_gettime(CLOCK_REALTIME, &now);
     time_format_rfc3339((vd_time_t){now.tv_sec, 0}, 0, ts, sizeof(ts));
-    snprintf(name, sizeof(name), "%.240s.%llx%04x", obj->name,
-             (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec,
-             counter++ & 0xffff);
     char *json = event_json(obj, ns, name, ts, type, reason, message);
     if (json) {
         buf_t path;
         buf_init(&path, 1024);
         buf_printf(&path, "/api/v1/namespaces/%s/events", ns);
-        send(h, "POST", "create", &path, "application/json", json, false, NULL, NULL);
+        sent = send(h, "POST", "create", &path, "application/json", json, flags, cb, ud) != NULL;
         buf_free(&path);
         free(json);
     }
     log_info("event", "reason", reason, "object", obj->name, "type", type, "message", message);
+    return sent;
+}
+
+void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const char *reason,
+                const char *message)
+{
+    static unsigned counter;
+    struct timespec now;
+    char name[320];
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(name, sizeof(name), "%.240s.%llx%04x", obj->name,
+             (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec,
+             counter++ & 0xffff);
+    post_event(h, obj, name, type, reason, message, 0, NULL, NULL);
+}
+
+bool kube_event_once(kube_http_t *h, const kube_obj_t *obj, const char *key, const char *type,
+                     const char *reason, const char *message, kube_write_cb cb, void *ud)
+{
+    uint64_t hash = 14695981039346656037ULL; /* FNV-1a over uid, key and reason */
+    const char *parts[] = {obj->uid, "/", key, "/", reason};
+    char name[320];
+
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+            hash = (hash ^ *p) * 1099511628211ULL;
+    snprintf(name, sizeof(name), "%.230s.r%016llx", obj->name, (unsigned long long)hash);
+    return post_event(h, obj, name, type, reason, message, SEND_EXISTS_OK, cb, ud);
 }

@@ -44,4 +44,13 @@ kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns
 void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const char *reason,
                 const char *message);
 
+/* kube_event() once per (obj, key, reason): the Event's name is derived
+ * from them, so sending it again (after a restart, by another replica) is
+ * answered 409 by the apiserver, which counts as sent. cb (may be NULL)
+ * gets the result, with error NULL for a new Event and for one sent
+ * before. Returns false when nothing was sent (no memory, or the Event
+ * cannot be encoded); cb is not called then. */
+bool kube_event_once(kube_http_t *h, const kube_obj_t *obj, const char *key, const char *type,
+                     const char *reason, const char *message, kube_write_cb cb, void *ud);
+
 #endif

@@ -3,6 +3,7 @@
  */
 #include "util/jsongen.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,18 @@ long util_jgen_take(util_jgen_t *j, char **out)
     memcpy(*out, text, len);
     (*out)[len] = '\0';
     return (long)len;
+}
+
+int util_jgen_finish(util_jgen_t *j, char **out)
+{
+    long n = util_jgen_take(j, out);
+    util_jgen_free(j);
+    if (n < 0 || n > INT32_MAX) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return (int)n;
 }
 
 /* yajl has no text for its statuses. */

@@ -57,6 +57,10 @@ int util_jgen_get(util_jgen_t *j, const char **text, size_t *len);
  * length, or -1 when any call failed or memory ran out (*out is NULL). */
 long util_jgen_take(util_jgen_t *j, char **out);
 
+/* util_jgen_take(), then util_jgen_free(): the document's length (at most
+ * INT32_MAX), or -1 with *out NULL. */
+int util_jgen_finish(util_jgen_t *j, char **out);
+
 /* yajl's name for the first failure ("ok" when none). */
 const char *util_jgen_error(const util_jgen_t *j);
 

@@ -1,9 +1,10 @@
 /*
- * web/admission — see admission.h. Calls util/jsongen, util/strutil,
- * util/text, web/server and yajl; called by cmd/webhook.c.
+ * web/admission — see admission.h. Calls util/jsongen, util/jsontree,
+ * util/strutil, util/text, web/server and yajl; called by cmd/webhook.c.
  */
 #include "web/admission.h"
 #include "util/jsongen.h"
+#include "util/jsontree.h"
 #include "util/strutil.h"
 #include "util/text.h"
 
@@ -19,86 +20,19 @@
 
 /* --- decoding --------------------------------------------------------- */
 
-/* Checks the nesting of a JSON text before yajl builds a tree of it (the
- * tree is freed recursively, so its depth must be bounded). Strings are
- * skipped; '/' outside a string (a comment, which yajl's tree parser would
- * accept) is refused, so the scan and yajl always agree on the structure.
- * Returns 0 or -1 with err set. */
-static int scan_depth(const char *s, size_t len, char *err, size_t errlen)
-{
-    int depth = 0;
-    bool in_str = false;
-
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (in_str) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_str = false;
-            continue;
-        }
-        if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > ADMISSION_DEPTH_MAX) {
-                util_set_err(err, errlen, "body: JSON nested deeper than %d levels",
-                             ADMISSION_DEPTH_MAX);
-                return -1;
-            }
-        } else if (c == '}' || c == ']') {
-            depth--;
-        } else if (c == '/') {
-            util_set_err(err, errlen, "body: invalid JSON: comments are not allowed");
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* The member key of object obj, or NULL when absent or JSON null. */
-static yajl_val member(yajl_val obj, const char *key)
-{
-    if (!YAJL_IS_OBJECT(obj))
-        return NULL;
-    for (size_t i = 0; i < obj->u.object.len; i++) {
-        if (strcmp(obj->u.object.keys[i], key) == 0) {
-            yajl_val v = obj->u.object.values[i];
-            return YAJL_IS_NULL(v) ? NULL : v;
-        }
-    }
-    return NULL;
-}
-
-/* A JSON type's name for error messages. */
-static const char *type_name(yajl_val v)
-{
-    if (YAJL_IS_STRING(v))
-        return "a string";
-    if (YAJL_IS_NUMBER(v))
-        return "a number";
-    if (YAJL_IS_OBJECT(v))
-        return "an object";
-    if (YAJL_IS_ARRAY(v))
-        return "an array";
-    if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
-        return "a boolean";
-    return "null";
-}
-
 /* The string member key of obj (field names it in errors): NULL with
  * *bad false when absent, NULL with *bad true (and err set) when not a
  * string. */
 static const char *get_str(yajl_val obj, const char *key, const char *field, bool *bad, char *err,
                            size_t errlen)
 {
-    yajl_val v = member(obj, key);
+    yajl_val v = util_json_member(obj, key);
 
     *bad = false;
     if (!v)
         return NULL;
     if (!YAJL_IS_STRING(v)) {
-        util_set_err(err, errlen, "%s: want a string, got %s", field, type_name(v));
+        util_set_err(err, errlen, "%s: want a string, got %s", field, util_json_type_name(v));
         *bad = true;
         return NULL;
     }
@@ -152,11 +86,11 @@ static int take_str(yajl_val obj, const char *key, const char *field, char *dst,
 static yajl_val get_obj(yajl_val obj, const char *key, const char *field, bool *bad, char *err,
                         size_t errlen)
 {
-    yajl_val v = member(obj, key);
+    yajl_val v = util_json_member(obj, key);
 
     *bad = false;
     if (v && !YAJL_IS_OBJECT(v)) {
-        util_set_err(err, errlen, "%s: want an object, got %s", field, type_name(v));
+        util_set_err(err, errlen, "%s: want an object, got %s", field, util_json_type_name(v));
         *bad = true;
         return NULL;
     }
@@ -179,7 +113,7 @@ static int check_target(yajl_val rq, char *err, size_t errlen)
     res = get_obj(rq, "resource", "request.resource", &bad, err, errlen);
     if (bad)
         return -1;
-    if (res && member(res, "group") &&
+    if (res && util_json_member(res, "group") &&
         expect_str(res, "group", "request.resource.group", "", NULL, err, errlen) < 0)
         return -1;
     if (expect_str(res, "resource", "request.resource.resource", "pods", NULL, err, errlen) < 0 ||
@@ -199,21 +133,22 @@ static int decode_eviction(yajl_val rq, bool *dry_run, char *err, size_t errlen)
 
     if (bad || !ev)
         return bad ? -1 : 0;
-    if (member(ev, "apiVersion") && expect_str(ev, "apiVersion", "request.object.apiVersion",
-                                               "policy/v1", "policy/v1beta1", err, errlen) < 0)
+    if (util_json_member(ev, "apiVersion") &&
+        expect_str(ev, "apiVersion", "request.object.apiVersion", "policy/v1", "policy/v1beta1",
+                   err, errlen) < 0)
         return -1;
-    if (member(ev, "kind") &&
+    if (util_json_member(ev, "kind") &&
         expect_str(ev, "kind", "request.object.kind", "Eviction", NULL, err, errlen) < 0)
         return -1;
     opts = get_obj(ev, "deleteOptions", "request.object.deleteOptions", &bad, err, errlen);
     if (bad)
         return -1;
-    dr = member(opts, "dryRun");
+    dr = util_json_member(opts, "dryRun");
     if (!dr)
         return 0;
     if (!YAJL_IS_ARRAY(dr)) {
         util_set_err(err, errlen, "request.object.deleteOptions.dryRun: want an array, got %s",
-                     type_name(dr));
+                     util_json_type_name(dr));
         return -1;
     }
     for (size_t i = 0; i < dr->u.array.len; i++) {
@@ -221,7 +156,7 @@ static int decode_eviction(yajl_val rq, bool *dry_run, char *err, size_t errlen)
         if (!YAJL_IS_STRING(v)) {
             util_set_err(err, errlen,
                          "request.object.deleteOptions.dryRun[%zu]: want a string, got %s", i,
-                         type_name(v));
+                         util_json_type_name(v));
             return -1;
         }
         if (strcmp(v->u.string, "All") == 0)
@@ -233,13 +168,14 @@ static int decode_eviction(yajl_val rq, bool *dry_run, char *err, size_t errlen)
 /* request.dryRun and request.userInfo.username. */
 static int decode_extras(yajl_val rq, admission_request_t *out, char *err, size_t errlen)
 {
-    yajl_val dr = member(rq, "dryRun");
+    yajl_val dr = util_json_member(rq, "dryRun");
     yajl_val ui;
     const char *user;
     bool bad;
 
     if (dr && !YAJL_IS_TRUE(dr) && !YAJL_IS_FALSE(dr)) {
-        util_set_err(err, errlen, "request.dryRun: want a boolean, got %s", type_name(dr));
+        util_set_err(err, errlen, "request.dryRun: want a boolean, got %s",
+                     util_json_type_name(dr));
         return -1;
     }
     out->dry_run = dr && YAJL_IS_TRUE(dr);
@@ -260,7 +196,7 @@ static int decode_tree(yajl_val top, admission_request_t *out, char *err, size_t
     yajl_val rq;
 
     if (!YAJL_IS_OBJECT(top)) {
-        util_set_err(err, errlen, "body: want a JSON object, got %s", type_name(top));
+        util_set_err(err, errlen, "body: want a JSON object, got %s", util_json_type_name(top));
         return -1;
     }
     if (expect_str(top, "apiVersion", "apiVersion", REVIEW_API_VERSION, NULL, err, errlen) < 0 ||
@@ -283,20 +219,9 @@ static int decode_tree(yajl_val top, admission_request_t *out, char *err, size_t
     return 0;
 }
 
-/* Keeps the first line of yajl's (multi-line) error text. */
-static void first_line(char *s)
-{
-    char *nl = strchr(s, '\n');
-
-    if (nl)
-        *nl = '\0';
-}
-
 int admission_decode(const char *body, size_t len, admission_request_t *out, char *err,
                      size_t errlen)
 {
-    char yerr[256] = "";
-    char *text;
     yajl_val top;
     int rc;
 
@@ -305,26 +230,9 @@ int admission_decode(const char *body, size_t len, admission_request_t *out, cha
         util_set_err(err, errlen, "body: larger than %d bytes", ADMISSION_BODY_MAX);
         return -1;
     }
-    if (len == 0 || memchr(body, '\0', len)) {
-        util_set_err(err, errlen, len ? "body: contains a NUL byte" : "body: empty");
+    top = util_json_tree_parse(body, len, ADMISSION_DEPTH_MAX, "body", err, errlen);
+    if (!top)
         return -1;
-    }
-    if (scan_depth(body, len, err, errlen) < 0)
-        return -1;
-    text = malloc(len + 1);
-    if (!text) {
-        util_set_err(err, errlen, "body: out of memory");
-        return -1;
-    }
-    memcpy(text, body, len);
-    text[len] = '\0';
-    top = yajl_tree_parse(text, yerr, sizeof(yerr));
-    free(text);
-    if (!top) {
-        first_line(yerr);
-        util_set_err(err, errlen, "body: invalid JSON: %s", yerr[0] ? yerr : "parse error");
-        return -1;
-    }
     rc = decode_tree(top, out, err, errlen);
     yajl_tree_free(top);
     if (rc < 0)

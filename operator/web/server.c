@@ -205,6 +205,9 @@ static int copy_opts(web_server_t *s, const web_server_opts_t *o)
         d->max_header = WEB_DEFAULT_MAX_HEADER;
     if (d->max_conns <= 0)
         d->max_conns = WEB_DEFAULT_MAX_CONNS;
+    if (d->max_conns_per_addr <= 0)
+        d->max_conns_per_addr = WEB_DEFAULT_MAX_CONNS_PER_ADDR;
+    default_limit(&d->first_timeout, WEB_DEFAULT_FIRST_TIMEOUT);
     default_limit(&d->read_timeout, WEB_DEFAULT_READ_TIMEOUT);
     default_limit(&d->idle_timeout, WEB_DEFAULT_IDLE_TIMEOUT);
     default_limit(&d->handler_timeout, WEB_DEFAULT_HANDLER_TIMEOUT);

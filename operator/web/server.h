@@ -6,16 +6,29 @@
  * http-parser; accepting, the handshake, reading and writing are
  * non-blocking and driven by ev_io watchers, so nothing here ever blocks
  * the loop. Connections are kept alive between requests. Each connection
- * has one timer: the handshake and every request must arrive within
- * read_timeout of their first byte (slow clients are cut off), an idle
- * kept-alive connection is closed after idle_timeout, a handler must answer
+ * has one timer: the TLS handshake and then the first byte of the first
+ * request must come within first_timeout of the accept (the kube-apiserver
+ * sends its request at once; a client that connects and says nothing
+ * holds a slot only that long); every request must be complete within
+ * read_timeout of its first byte (slow clients are cut off); a kept-alive
+ * connection idle between requests is closed after idle_timeout, which is
+ * shorter than the kube-apiserver's webhook client's own 90 s, so the
+ * server, not the client, ends an idle connection and the apiserver never
+ * sends a request on a connection being closed; a handler must answer
  * within handler_timeout (else 503) and a response must be taken by the
  * client within write_timeout.
  *
  * Limits: a body over max_body bytes gets 413, a request head (request
  * line and headers) over max_header bytes gets 431, a malformed request
- * 400; all three close the connection. Connections beyond max_conns are
- * closed at once. No input can make the process abort.
+ * 400; all three close the connection. Each listener has its own budget
+ * of max_conns connections, so a flood of the webhook port cannot keep
+ * the plain listener's probes and metrics from being answered, and at
+ * most max_conns_per_addr of them from one client address. When a new
+ * connection would go beyond either cap, the listener's (or that
+ * address's) oldest idle connection is closed to make room: one between
+ * requests, or one that has not sent a byte (TLS: not begun its
+ * handshake; plain: no request byte). Only when none is idle is the new
+ * connection closed at once. No input can make the process abort.
  *
  * The certificate and key are read from PEM files and checked every
  * reload_interval seconds (device, inode, size, mtime and ctime, following
@@ -75,22 +88,26 @@ typedef struct web_server_opts {
     /* Limits; 0 takes the default in brackets. */
     size_t max_body;        /* bytes [1 MiB] */
     size_t max_header;      /* bytes of request line and headers [16 KiB] */
-    int max_conns;          /* open connections, both listeners [256] */
-    double read_timeout;    /* s, handshake, and each request from its first byte [10] */
-    double idle_timeout;    /* s, between requests [90] */
+    int max_conns;          /* open connections, per listener [256] */
+    int max_conns_per_addr; /* open connections from one address, per listener [128] */
+    double first_timeout;   /* s, from accept to the handshake and the first request byte [5] */
+    double read_timeout;    /* s, each request from its first byte [10] */
+    double idle_timeout;    /* s, between requests [60] */
     double handler_timeout; /* s, for a handler to answer [15] */
     double write_timeout;   /* s, for a response to be taken [10] */
     double reload_interval; /* s, between checks of the certificate files [2] */
 } web_server_opts_t;
 
-#define WEB_DEFAULT_MAX_BODY        (1024 * 1024)
-#define WEB_DEFAULT_MAX_HEADER      (16 * 1024)
-#define WEB_DEFAULT_MAX_CONNS       256
-#define WEB_DEFAULT_READ_TIMEOUT    10.0
-#define WEB_DEFAULT_IDLE_TIMEOUT    90.0
-#define WEB_DEFAULT_HANDLER_TIMEOUT 15.0
-#define WEB_DEFAULT_WRITE_TIMEOUT   10.0
-#define WEB_DEFAULT_RELOAD_INTERVAL 2.0
+#define WEB_DEFAULT_MAX_BODY           (1024 * 1024)
+#define WEB_DEFAULT_MAX_HEADER         (16 * 1024)
+#define WEB_DEFAULT_MAX_CONNS          256
+#define WEB_DEFAULT_MAX_CONNS_PER_ADDR 128
+#define WEB_DEFAULT_FIRST_TIMEOUT      5.0
+#define WEB_DEFAULT_READ_TIMEOUT       10.0
+#define WEB_DEFAULT_IDLE_TIMEOUT       60.0
+#define WEB_DEFAULT_HANDLER_TIMEOUT    15.0
+#define WEB_DEFAULT_WRITE_TIMEOUT      10.0
+#define WEB_DEFAULT_RELOAD_INTERVAL    2.0
 
 /* Route flags. */
 #define WEB_ROUTE_JSON  0x1u /* the body must be application/json (else 415) */
@@ -124,7 +141,7 @@ int web_server_plain_port(const web_server_t *s);
  * one stays). */
 int web_server_reload_now(web_server_t *s, char *err, size_t errlen);
 
-/* Open connections (tests). */
+/* Open connections, both listeners (tests). */
 int web_server_conns(const web_server_t *s);
 
 /* Closes the listeners and every connection and frees the server (NULL is

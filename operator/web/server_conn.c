@@ -134,6 +134,8 @@ void web__conn_destroy(web_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    if (c->lst)
+        c->lst->nconns--;
     buf_free(&c->url);
     buf_free(&c->body);
     buf_free(&c->stash);
@@ -144,24 +146,28 @@ void web__conn_destroy(web_conn_t *c)
 static void on_conn_io(struct ev_loop *loop, ev_io *w, int revents);
 static void on_conn_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
-/* "ip:port" of a peer address. */
-static void format_peer(const struct sockaddr_storage *ss, socklen_t sl, char *out, size_t n)
+/* "ip:port" of a peer address into out, and the address alone into addr
+ * (an). */
+static void format_peer(const struct sockaddr_storage *ss, socklen_t sl, char *out, size_t n,
+                        char *addr, size_t an)
 {
     char host[INET6_ADDRSTRLEN] = "?", serv[8] = "?";
 
     getnameinfo((const struct sockaddr *)ss, sl, host, sizeof(host), serv, sizeof(serv),
                 NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(addr, an, "%s", host);
     if (ss->ss_family == AF_INET6)
         snprintf(out, n, "[%s]:%s", host, serv);
     else
         snprintf(out, n, "%s:%s", host, serv);
 }
 
-/* Sets up an accepted socket: TLS or plain, watchers, the handshake
- * timeout. Closes fd when that fails. */
-static void conn_accepted(web_server_t *s, int fd, bool plain, const struct sockaddr_storage *ss,
-                          socklen_t sl)
+/* Sets up a socket accepted on l from the address addr: TLS or plain,
+ * watchers, the first-byte timeout. Closes fd when that fails. */
+static void conn_accepted(listener_t *l, int fd, const char *addr, const char *peer)
 {
+    web_server_t *s = l->srv;
+    bool plain = l->plain;
     int one = 1;
     web_conn_t *c = web__conn_alloc(s, fd, plain);
 
@@ -169,8 +175,12 @@ static void conn_accepted(web_server_t *s, int fd, bool plain, const struct sock
         close(fd);
         return;
     }
+    c->lst = l;
+    l->nconns++;
+    c->idle_since = web__mono_now();
+    snprintf(c->addr, sizeof(c->addr), "%s", addr);
+    snprintf(c->peer, sizeof(c->peer), "%s", peer);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    format_peer(ss, sl, c->peer, sizeof(c->peer));
     ev_io_init(&c->io, on_conn_io, fd, 0);
     c->io.data = c;
     ev_init(&c->timer, on_conn_timer);
@@ -185,12 +195,57 @@ static void conn_accepted(web_server_t *s, int fd, bool plain, const struct sock
         SSL_set_accept_state(c->ssl);
         c->state = CONN_HANDSHAKE;
     }
-    web__conn_timer(c, s->opts.read_timeout);
+    web__conn_timer(c, s->opts.first_timeout);
     conn_run(c);
     if (c->closing)
         web__conn_destroy(c);
     else
         web__conn_update_io(c);
+}
+
+/* Whether c is idle: between requests, or not a byte of its first one
+ * (for TLS: not a byte of its handshake). Such a connection can be closed to
+ * make room without losing anything. */
+static bool conn_idle(const web_conn_t *c)
+{
+    if (c->state == CONN_HANDSHAKE)
+        return BIO_number_read(SSL_get_rbio(c->ssl)) == 0;
+    return c->state == CONN_READING && c->started == 0 && c->out.len == 0 && c->stash.len == 0 &&
+           !c->closing;
+}
+
+/* Makes room on l for a connection from addr: when the listener or the
+ * address is at its cap, closes the oldest idle connection (of the
+ * address when that cap is the one reached). Returns whether there is
+ * room. */
+static bool conn_make_room(listener_t *l, const char *addr)
+{
+    web_server_t *s = l->srv;
+    web_conn_t *oldest = NULL, *oldest_here = NULL;
+    int here = 0;
+
+    for (web_conn_t *c = s->conns; c; c = c->next) {
+        if (c->lst != l)
+            continue;
+        bool same = strcmp(c->addr, addr) == 0;
+        here += same;
+        if (!conn_idle(c))
+            continue;
+        if (!oldest || c->idle_since <= oldest->idle_since)
+            oldest = c;
+        if (same && (!oldest_here || c->idle_since <= oldest_here->idle_since))
+            oldest_here = c;
+    }
+    web_conn_t *victim = here >= s->opts.max_conns_per_addr ? oldest_here
+                         : l->nconns >= s->opts.max_conns   ? oldest
+                                                            : NULL;
+    if (victim) {
+        log_debug("webhook: connection limit reached; closing the oldest idle connection", "peer",
+                  victim->peer);
+        web__conn_destroy(victim);
+        return true;
+    }
+    return here < s->opts.max_conns_per_addr && l->nconns < s->opts.max_conns;
 }
 
 void web__on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -217,15 +272,18 @@ void web__on_accept(struct ev_loop *loop, ev_io *w, int revents)
             }
             return;
         }
-        if (s->nconns >= s->opts.max_conns) {
-            if (!s->full_logged)
-                log_warn("webhook: connection limit reached; closing new connections");
-            s->full_logged = true;
+        char peer[64], addr[64];
+        format_peer(&ss, sl, peer, sizeof(peer), addr, sizeof(addr));
+        if (!conn_make_room(l, addr)) {
+            if (!l->full_logged)
+                log_warn("webhook: connection limit reached; closing new connections", "listener",
+                         l->plain ? "plain" : "tls", "peer", peer);
+            l->full_logged = true;
             close(fd);
             continue;
         }
-        s->full_logged = false;
-        conn_accepted(s, fd, l->plain, &ss, sl);
+        l->full_logged = false;
+        conn_accepted(l, fd, addr, peer);
     }
 }
 
@@ -430,6 +488,7 @@ void web__conn_response_done(web_conn_t *c)
     http_parser_pause(&c->parser, 0);
     c->state = CONN_READING;
     c->want = EV_READ;
+    c->idle_since = web__mono_now();
     web__conn_timer(c, c->srv->opts.idle_timeout);
     if (c->stash.len) {
         replay = c->stash;
@@ -476,8 +535,7 @@ static int conn_handshake(web_conn_t *c)
         return ssl_fail(c, r, "handshake");
     c->state = CONN_READING;
     c->want = EV_READ;
-    web__conn_timer(c, c->srv->opts.idle_timeout);
-    return IO_PROGRESS;
+    return IO_PROGRESS; /* the timer set at the accept runs on to the first request byte */
 }
 
 /* Reads into tmp: bytes read, 0 for IO_AGAIN, -1 for IO_CLOSE. */

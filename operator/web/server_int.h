@@ -66,6 +66,8 @@ typedef struct listener {
     int fd;
     int port;
     bool plain;
+    int nconns;       /* open connections accepted here */
+    bool full_logged; /* "connection limit reached" was logged */
     ev_io io;
 } listener_t;
 
@@ -83,7 +85,8 @@ typedef struct web_conn web_conn_t;
 struct web_conn {
     web_server_t *srv;
     web_conn_t *prev, *next;
-    int fd; /* -1 for a socketless connection (web__parse_feed) */
+    listener_t *lst; /* NULL for a socketless connection */
+    int fd;          /* -1 for a socketless connection (web__parse_feed) */
     SSL *ssl;
     bool plain;
     bool ssl_fatal; /* no SSL_shutdown after a fatal TLS error */
@@ -96,6 +99,8 @@ struct web_conn {
     bool close_after; /* close once the response is written */
     bool dispatching; /* a handler runs synchronously */
     char peer[64];
+    char addr[64];     /* the peer's address without the port */
+    double idle_since; /* monotonic seconds: accepted, or the last response written */
     /* the request being parsed */
     http_parser parser;
     buf_t url;
@@ -149,7 +154,6 @@ struct web_server {
     int nroutes;
     web_conn_t *conns;
     int nconns;
-    bool full_logged;
     metrics_histogram_t *hist;
 };
 

@@ -38,6 +38,7 @@ static size_t logged_len;
 #define CMS     "/api/v1/namespaces/kubevirt/configmaps"
 #define NS_MIGS "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations"
 #define NS_VMIS "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances/"
+#define NDS     "/apis/vmdrain.io/v1alpha1/nodedrains"
 
 static void setup(void)
 {
@@ -56,6 +57,13 @@ static void setup(void)
     testserver_json(testserver_route(srv, "POST", "/", 201), "{}");
     testserver_json(testserver_route(srv, "PATCH", "/", 200), "{}");
     testserver_json(testserver_route(srv, "DELETE", "/", 200), "{}");
+    /* no NodeDrain unless a test scripts one, and a silent watch */
+    testserver_json(testserver_route(srv, "GET", NDS "?limit", 200),
+                    "{\"kind\":\"NodeDrainList\",\"apiVersion\":\"vmdrain.io/v1alpha1\","
+                    "\"metadata\":{\"resourceVersion\":\"100\"},\"items\":[]}");
+    testserver_route_t *nd_watch = testserver_route(srv, "GET", NDS "?watch=1", 200);
+    testserver_chunk(nd_watch, "\n", 1, 0);
+    testserver_hold(nd_watch);
     ctl = NULL;
 }
 
@@ -196,6 +204,33 @@ static void watch(const char *path, const char *const *events, const int *delays
         testserver_chunk(r, "\n", 1, 0);
     testserver_hold(r);
     testserver_limit(r, 1);
+}
+
+/* The events of one scripted watch and their delays; {0}: silent. */
+typedef struct scripted {
+    const char *const *evs;
+    const int *delays;
+    int n;
+} scripted_t;
+
+#define SCRIPTED(evs, delays) ((scripted_t){evs, delays, (int)(sizeof(evs) / sizeof(evs[0]))})
+#define SILENT                ((scripted_t){NULL, NULL, 0})
+
+/* The five lists (no pod), the node and migration watches as scripted,
+ * the others silent. */
+static void cluster_with(const char *nodes, const char *vmis, const char *migs, scripted_t node_w,
+                         scripted_t mig_w)
+{
+    list(NODES, "NodeList", nodes);
+    list(VMIS, "VirtualMachineInstanceList", vmis);
+    list(MIGS, "VirtualMachineInstanceMigrationList", migs);
+    list(PODS, "PodList", "");
+    list(CMS, "ConfigMapList", config_json(""));
+    watch(NODES, node_w.evs, node_w.delays, node_w.n);
+    watch(VMIS, NULL, NULL, 0);
+    watch(MIGS, mig_w.evs, mig_w.delays, mig_w.n);
+    watch(PODS, NULL, NULL, 0);
+    watch(CMS, NULL, NULL, 0);
 }
 
 /* The five lists; every watch silent unless the test scripts one after. */
@@ -537,17 +572,9 @@ Test(controller, the_end_of_a_migration_is_reported_once)
                                         "\"finalizers\":[\"x\"],")),
     };
     const int delays[] = {300, 300};
-    list(NODES, "NodeList", node_json("n1", "10", true));
-    list(VMIS, "VirtualMachineInstanceList", vmi_json("a", "n1", "20", ""));
-    list(MIGS, "VirtualMachineInstanceMigrationList",
-         mig_json("a", "vmdrain-a-0000-u-1", "n1", true, "Running", "30", ""));
-    list(PODS, "PodList", "");
-    list(CMS, "ConfigMapList", config_json(""));
-    watch(NODES, NULL, NULL, 0);
-    watch(VMIS, NULL, NULL, 0);
-    watch(MIGS, evs, delays, 2);
-    watch(PODS, NULL, NULL, 0);
-    watch(CMS, NULL, NULL, 0);
+    cluster_with(node_json("n1", "10", true), vmi_json("a", "n1", "20", ""),
+                 mig_json("a", "vmdrain-a-0000-u-1", "n1", true, "Running", "30", ""), SILENT,
+                 SCRIPTED(evs, delays));
     start();
     cr_assert(run_until(reported, 5));
     run_until(NULL, 1.0);
@@ -556,6 +583,150 @@ Test(controller, the_end_of_a_migration_is_reported_once)
     double v = 0;
     cr_expect_eq(metrics_get("migrations_total", (const char *const[]){"succeeded"}, &v), 0);
     cr_expect_eq(v, 1);
+}
+
+/* A migration of ours that ended while vmdrain was down: at the start the
+ * list shows it Succeeded, with no record of a report. */
+static const char *ended_mig(const char *extra_meta)
+{
+    char *m =
+        (char *)mig_json("a", "vmdrain-a-0000-u-1", "n1", true, "Succeeded", "30", extra_meta);
+    char *st = strstr(m, "\"status\":");
+    snprintf(st, 4096 - (size_t)(st - m), "%s",
+             "\"status\":{\"phase\":\"Succeeded\",\"phaseTransitionTimestamps\":[{\"phase\":"
+             "\"Succeeded\",\"phaseTransitionTimestamp\":\"2026-01-01T00:05:00Z\"}]}}");
+    return m;
+}
+
+static bool end_recorded(void)
+{
+    return count_body("PATCH", NS_MIGS "/vmdrain-a-0000-u-1",
+                      "\"vmdrain.io/reported\":\"Succeeded\"") >= 1;
+}
+
+Test(controller, an_end_vmdrain_did_not_see_is_reported_at_the_start_and_recorded)
+{
+    cluster(node_json("n1", "10", false), vmi_json("a", "n2", "20", ""), ended_mig(""), "", "");
+    start();
+    cr_assert(run_until(end_recorded, 5), "the report was never recorded on the migration");
+    run_until(NULL, 0.3);
+    /* once on the node, once on the VMI, each named after the migration */
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/default/events", "MigrationSucceeded"), 2);
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/default/events",
+                            "\"message\":\"Migration vmdrain-a-0000-u-1 of VMI default/a from node "
+                            "n1 succeeded at 2026-01-01T00:05:00Z\""),
+                 2);
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/default/events", "\"name\":\"n1.r"), 1);
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/default/events", "\"name\":\"a.r"), 1);
+    cr_expect_not_null(strstr(logged, "reporting the end of a migration vmdrain did not see"));
+    double v = 0;
+    cr_expect_eq(metrics_get("migrations_total", (const char *const[]){"succeeded"}, &v), 0);
+    cr_expect_eq(v, 1);
+}
+
+Test(controller, an_end_reported_before_is_not_reported_again)
+{
+    cluster(node_json("n1", "10", false), vmi_json("a", "n2", "20", ""),
+            ended_mig("\"annotations\":{\"vmdrain.io/reported\":\"Succeeded\"},"), "", "");
+    start();
+    cr_assert(run_until(is_ready, 5));
+    run_until(NULL, 0.5);
+    cr_expect_eq(count("POST", "/api/v1/namespaces/default/events"), 0);
+    cr_expect_eq(count("PATCH", NS_MIGS), 0);
+}
+
+Test(controller, an_event_the_apiserver_has_already_counts_as_sent)
+{
+    testserver_json(testserver_route(srv, "POST", "/api/v1/namespaces/default/events", 409),
+                    "{\"kind\":\"Status\",\"reason\":\"AlreadyExists\",\"code\":409}");
+    cluster(node_json("n1", "10", false), vmi_json("a", "n2", "20", ""), ended_mig(""), "", "");
+    start();
+    cr_assert(run_until(end_recorded, 5), "a 409 kept the report from being recorded");
+    cr_expect_null(strstr(logged, "write failed"), "%s", logged);
+}
+
+Test(controller, a_failed_event_leaves_the_end_unrecorded)
+{
+    testserver_json(testserver_route(srv, "POST", "/api/v1/namespaces/default/events", 403),
+                    "{\"kind\":\"Status\",\"reason\":\"Forbidden\",\"code\":403}");
+    cluster(node_json("n1", "10", false), vmi_json("a", "n2", "20", ""), ended_mig(""), "", "");
+    start();
+    cr_assert(run_until(is_ready, 5));
+    run_until(NULL, 0.5);
+    cr_expect_geq(count("POST", "/api/v1/namespaces/default/events"), 1);
+    cr_expect_eq(count("PATCH", NS_MIGS), 0, "an end whose Event failed was recorded as reported");
+}
+
+Test(controller, a_replica_that_takes_the_lead_reports_the_ends_it_kept)
+{
+    const char *evs[] = {event_json(
+        "MODIFIED", mig_json("a", "vmdrain-a-0000-u-1", "n1", true, "Succeeded", "60", ""))};
+    const int delays[] = {100};
+    cluster_with(node_json("n1", "10", false), vmi_json("a", "n2", "20", ""),
+                 mig_json("a", "vmdrain-a-0000-u-1", "n1", true, "Running", "30", ""), SILENT,
+                 SCRIPTED(evs, delays));
+    start_as(true);
+    cr_assert(run_until(is_ready, 5));
+    run_until(NULL, 0.6);
+    cr_expect_eq(count("POST", "/api/v1/namespaces/default/events"), 0,
+                 "a replica that does not lead sent an Event");
+    drain_controller_set_leading(ctl, true);
+    cr_expect(run_until(end_recorded, 5), "the new leader did not report the end");
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/default/events", "MigrationSucceeded"), 2);
+}
+
+/* --- a node deleted -------------------------------------------------------------------------- */
+
+static bool vmi_unmarked(void)
+{
+    return count_body("PATCH", NS_VMIS "a", "\"vmdrain.io/evacuate-from\":null") >= 1;
+}
+
+static int node_deleted_events(void)
+{
+    return count_body("POST", "/api/v1/namespaces/default/events", "\"reason\":\"NodeDeleted\"");
+}
+
+Test(controller, a_vmi_marked_for_a_node_that_is_gone_is_reported_and_unmarked)
+{
+    /* the node was deleted while vmdrain was down: only the VMI names it */
+    cluster("", vmi_json("a", "n1", "20", "\"vmdrain.io/evacuate-from\":\"n1\""), "", "", "");
+    start();
+    cr_assert(run_until(vmi_unmarked, 5), "the mark was not cleared");
+    run_until(NULL, 0.5);
+    cr_expect_eq(node_deleted_events(), 1);
+    cr_expect_eq(count_body("POST", "/api/v1/namespaces/default/events",
+                            "Node n1 was deleted during its drain: VMI default/a was not migrated"),
+                 1);
+    cr_expect_not_null(strstr(logged, "the node was deleted during its drain"));
+    double v = 0;
+    cr_expect_eq(metrics_get("node_deleted_vmis_total", NULL, &v), 0);
+    cr_expect_eq(v, 1);
+}
+
+static bool a_node_deleted_event(void)
+{
+    return node_deleted_events() >= 1;
+}
+
+Test(controller, a_node_deleted_while_its_drain_is_blocked_reports_each_vmi_once)
+{
+    /* a VMI that cannot migrate keeps the drain Blocked until the node goes */
+    const char *stuck =
+        "{\"metadata\":{\"name\":\"a\",\"namespace\":\"default\",\"uid\":\"a-0000-uid\","
+        "\"resourceVersion\":\"20\"},\"spec\":{\"evictionStrategy\":\"LiveMigrate\"},"
+        "\"status\":{\"nodeName\":\"n1\",\"phase\":\"Running\",\"conditions\":[{\"type\":"
+        "\"LiveMigratable\",\"status\":\"False\",\"reason\":\"DisksNotLiveMigratable\"}]}}";
+    const char *evs[] = {event_json("DELETED", node_json("n1", "11", true)),
+                         event_json("MODIFIED", node_json("n2", "12", false))};
+    const int delays[] = {600, 300};
+    cluster_with(fmt("%s,%s", node_json("n1", "10", true), node_json("n2", "10", false)), stuck, "",
+                 SCRIPTED(evs, delays), SILENT);
+    start();
+    cr_assert(run_until(a_node_deleted_event, 5), "no NodeDeleted Event");
+    run_until(NULL, 0.6);
+    cr_expect_eq(node_deleted_events(), 1);
+    cr_expect_eq(count("PATCH", NS_VMIS), 0, "a VMI without vmdrain's marks was patched");
 }
 
 Test(controller, numbers_vmdrain_did_not_write_are_ignored_with_a_log_line)
@@ -724,7 +895,10 @@ Test(controller, a_replica_that_does_not_lead_writes_nothing_until_it_leads)
     drain_controller_set_leading(ctl, true);
     cr_expect(run_until(two_creates, 5), "taking the lead reconciles every node");
     cr_expect_geq(count_body("PATCH", NODES "/n1", "\"unschedulable\":true"), 1);
-    /* the lead lost: nothing more is written, not even what was due */
+    /* the lead lost: nothing more is written, not even what was due (the
+     * writes on the wire are let arrive first: a loaded machine may hold a
+     * sent request back past the fence) */
+    run_until(quiet, 2.0);
     drain_controller_set_leading(ctl, false);
     int before = writes();
     run_until(NULL, 1.0);
@@ -747,4 +921,43 @@ Test(controller, a_replica_that_does_not_lead_answers_an_eviction_and_writes_onl
     run_until(NULL, 0.8);
     cr_expect_eq(writes(), 1, "the mark only: %d writes", writes());
     cr_expect_eq(creates(), 0);
+}
+
+/* --- NodeDrains ------------------------------------------------------------------------ */
+
+static bool recorded(void)
+{
+    return count_body("POST", NDS, "recorded by vmdrain: a drain by the taint") >= 1;
+}
+
+Test(controller, a_taint_drain_is_recorded_once_as_a_nodedrain)
+{
+    cluster(node_json("n1", "10", true), vmi_json("a", "n1", "20", ""), "", "", "");
+    start();
+    cr_assert(run_until(recorded, 5), "no NodeDrain record was created");
+    run_until(NULL, 1.5);
+    /* the cache never shows it here: each later reconcile may try again,
+     * but one write at a time, and AlreadyExists is success */
+    cr_expect_eq(count_body("POST", NDS, "\"name\":\"n1\""), count("POST", NDS));
+    cr_expect_eq(count("PATCH", NDS), 0, "no status before the record is cached");
+    cr_expect(one_create(), "the drain itself goes on");
+}
+
+Test(controller, a_nodedrain_of_the_users_drains_its_node)
+{
+    const char *nd = "{\"metadata\":{\"name\":\"n1\",\"uid\":\"u-nd\",\"resourceVersion\":\"40\","
+                     "\"generation\":1,\"creationTimestamp\":\"2026-01-01T00:00:00Z\","
+                     "\"finalizers\":[\"vmdrain.io/drain\"]},"
+                     "\"spec\":{\"nodeName\":\"n1\",\"reason\":\"disk\"}}";
+    cluster(node_json("n1", "10", false), vmi_json("a", "n1", "20", ""), "", "", "");
+    list(NDS, "NodeDrainList", nd);
+    start();
+    cr_assert(run_until(one_create, 5), "the NodeDrain did not start the drain");
+    run_until(NULL, 1.5);
+    cr_expect_geq(count_body("PATCH", NODES "/n1", "\"vmdrain.io/trigger\":\"nodedrain\""), 1);
+    cr_expect_geq(count_body("PATCH", NODES "/n1", "\"unschedulable\":true"), 1);
+    cr_expect_eq(count_body("PATCH", NDS "/n1", "/metadata/finalizers"), 0,
+                 "the finalizer is there already");
+    cr_expect_geq(count_body("PATCH", NDS "/n1/status", "\"phase\":\"Draining\""), 1);
+    cr_expect_eq(count("POST", NDS), 0, "a user's NodeDrain gets no record beside it");
 }

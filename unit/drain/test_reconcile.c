@@ -16,25 +16,7 @@
 #define DRAINING_SINCE_MIDNIGHT                                                                    \
     "\"vmdrain.io/state\":\"Draining\",\"vmdrain.io/started-at\":\"2026-01-02T00:00:00Z\""
 
-#define MAX_OBJS 32
-static kube_obj_t *pool[MAX_OBJS];
-static int npool;
-
-static kube_obj_t *keep(kube_obj_t *o)
-{
-    cr_assert_lt(npool, MAX_OBJS);
-    pool[npool++] = o;
-    return o;
-}
-
-static void free_pool(void)
-{
-    for (int i = 0; i < npool; i++)
-        kube_obj_free(pool[i]);
-    npool = 0;
-}
-
-TestSuite(reconcile, .fini = free_pool);
+TestSuite(reconcile, .fini = test_obj_release);
 
 /* A node; annotations is the inside of a JSON object, or "". */
 static const kube_node_t *node(bool tainted, bool unschedulable, const char *annotations)
@@ -47,7 +29,7 @@ static const kube_node_t *node(bool tainted, bool unschedulable, const char *ann
              tainted ? "{\"key\":\"kubevirt.io/drain\",\"value\":\"draining\","
                        "\"effect\":\"NoSchedule\"},{\"key\":\"other\",\"effect\":\"NoExecute\"}"
                      : "{\"key\":\"other\",\"effect\":\"NoExecute\"}");
-    return kube_obj_as_node(keep(from_json(KUBE_KIND_NODE, j)));
+    return kube_obj_as_node(test_obj_kept(KUBE_KIND_NODE, j));
 }
 
 static const kube_vmi_t *vmi_ann(const char *name, const char *uid, const char *strategy,
@@ -74,7 +56,7 @@ static const kube_vmi_t *vmi_ann(const char *name, const char *uid, const char *
              "\"LiveMigratable\",\"status\":\"%s\"%s}]}}",
              name, uid, annotations, strat, migratable ? "True" : "False",
              migratable ? "" : ",\"reason\":\"DisksNotLiveMigratable\",\"message\":\"PVC is RWO\"");
-    return kube_obj_as_vmi(keep(from_json(KUBE_KIND_VMI, j)));
+    return kube_obj_as_vmi(test_obj_kept(KUBE_KIND_VMI, j));
 }
 
 /* A migration; ours when attempt > 0 (named vmdrain-<uid8>-<attempt>). */
@@ -98,7 +80,7 @@ static const kube_migration_t *mig(const char *vmi_name, const char *vmi_uid, in
              "\"phaseTransitionTimestamps\":[{\"phase\":\"%s\",\"phaseTransitionTimestamp\":"
              "\"%s\"}]}}",
              name, name, labels, created, vmi_name, phase, phase, changed);
-    return kube_obj_as_migration(keep(from_json(KUBE_KIND_MIGRATION, j)));
+    return kube_obj_as_migration(test_obj_kept(KUBE_KIND_MIGRATION, j));
 }
 
 /* A migration of KubeVirt's evacuation controller: not ours, the source
@@ -115,7 +97,7 @@ static const kube_migration_t *evac(const char *vmi_name, const char *from, cons
              "\"phaseTransitionTimestamps\":[{\"phase\":\"%s\",\"phaseTransitionTimestamp\":"
              "\"%s\"}]}}",
              vmi_name, vmi_name, created, from, vmi_name, phase, phase, changed);
-    return kube_obj_as_migration(keep(from_json(KUBE_KIND_MIGRATION, j)));
+    return kube_obj_as_migration(test_obj_kept(KUBE_KIND_MIGRATION, j));
 }
 
 static drain_config_t config(void)
@@ -425,7 +407,7 @@ Test(reconcile, patch_is_empty_once_the_node_shows_the_plan)
              "\"unschedulable\":true,\"taints\":[{\"key\":\"kubevirt.io/drain\",\"effect\":"
              "\"NoSchedule\"}]}}",
              ann);
-    v.node = kube_obj_as_node(keep(from_json(KUBE_KIND_NODE, j)));
+    v.node = kube_obj_as_node(test_obj_kept(KUBE_KIND_NODE, j));
     v.now = at("2026-01-02T00:00:07Z");
     cr_assert_eq(drain_reconcile(&v, &p), 0);
     cr_expect_eq(drain_node_patch(&v, &p, &patch), 0, "unexpected patch: %s", patch);
@@ -643,8 +625,7 @@ Test(reconcile, a_vmi_drained_before_gets_the_next_attempt_number)
              "\"labels\":{\"vmdrain.io/managed-by\":\"vmdrain\",\"vmdrain.io/node\":\"other\","
              "\"vmdrain.io/vmi-uid\":\"aaaaaaaa-1\"}},\"spec\":{\"vmiName\":\"a\"},"
              "\"status\":{\"phase\":\"Succeeded\"}}");
-    const kube_migration_t *migs[] = {
-        kube_obj_as_migration(keep(from_json(KUBE_KIND_MIGRATION, j)))};
+    const kube_migration_t *migs[] = {kube_obj_as_migration(test_obj_kept(KUBE_KIND_MIGRATION, j))};
     drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(true, false, ""), vmis, 1, migs, 1);
     cr_assert_eq(p.n_candidates, 1);
     cr_expect_str_eq(p.candidates[0].name, "vmdrain-aaaaaaaa-2");
@@ -792,13 +773,13 @@ Test(reconcile, evictions_beside_kubevirt_are_kubevirts_but_external)
 Test(reconcile, kubevirts_own_mark_is_kubevirts_even_unconfigured)
 {
     drain_config_t cfg = config(); /* no --kubevirt */
-    const kube_vmi_t *marked = kube_obj_as_vmi(keep(from_json(
+    const kube_vmi_t *marked = kube_obj_as_vmi(test_obj_kept(
         KUBE_KIND_VMI,
         "{\"metadata\":{\"name\":\"lm\",\"namespace\":\"default\",\"uid\":\"aaaaaaaa-1\","
         "\"annotations\":{\"vmdrain.io/evacuate-from\":\"n1\"}},\"spec\":{\"evictionStrategy\":"
         "\"LiveMigrate\"},\"status\":{\"nodeName\":\"n1\",\"phase\":\"Running\","
         "\"evacuationNodeName\":\"n1\",\"conditions\":[{\"type\":\"LiveMigratable\","
-        "\"status\":\"True\"}]}}")));
+        "\"status\":\"True\"}]}}"));
     const kube_vmi_t *vmis[] = {marked, vmi_ann("other", "bbbbbbbb-2", "LiveMigrate", true,
                                                 "\"vmdrain.io/evacuate-from\":\"n1\"")};
     drain_plan_t p = run(&cfg, "2026-01-02T00:00:00Z", node(false, true, ""), vmis, 2, NULL, 0);

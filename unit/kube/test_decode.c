@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 
 #include "kube/decode.h"
+#include "../testobj.h"
 #include "util/buf.h"
 
 #include <stdio.h>
@@ -85,6 +86,17 @@ static void put_kind_fields(buf_t *b, const kube_obj_t *o)
         buf_printf(b, " bandwidth=%lld timeout=%lld", (long long)pol->bandwidth,
                    (long long)pol->completion_timeout_per_gib);
         put_kv(b, "selector", pol->vmi_selector, pol->n_vmi_selector);
+    }
+    const kube_nodedrain_t *nd = kube_obj_as_nodedrain(o);
+    if (nd) {
+        buf_printf(b, " node=%s reason=%s uncordon=%s phase=%s trigger=%s", nd->node_name,
+                   nd->reason, nd->uncordon_policy, nd->phase, nd->trigger);
+        put_time(b, "completed", nd->completion_time);
+        buf_printf(b, " finalizers=%d ours=%d", nd->n_finalizers, nd->finalizer_index);
+        for (int i = 0; i < 3; i++) {
+            buf_printf(b, " c%d=%s", i, kube_cond_name(nd->conds[i].status));
+            put_time(b, "since", nd->conds[i].since);
+        }
     }
     const kube_kubevirt_t *kv = kube_obj_as_kubevirt(o);
     if (kv)
@@ -399,6 +411,55 @@ Test(decode, configmap_and_policy)
         "selector={vmdrain.io/policy=default,workload=web}\n"
         "META rv=6002 continue=\n"
         "END feed=0 finish=0 skipped=0 error=\n");
+}
+
+Test(decode, nodedrain_spec_status_and_finalizers)
+{
+    expect_every_split(
+        KUBE_KIND_NODEDRAIN, KUBE_DECODE_LIST, "nodedrainlist.json", 0,
+        "ITEM NodeDrain n1 uid=0d0d0d0d-1111-4222-8333-444455556666 rv=7000 gen=2 "
+        "created=2026-11-30T10:00:00Z deleted=- labels={vmdrain.io/managed-by=vmdrain} "
+        "annotations={} | node=n1 reason=kernel upgrade uncordon=OnCompletion phase=Draining "
+        "trigger=nodedrain completed=- finalizers=2 ours=1 c0=True since=2026-11-30T10:00:03Z "
+        "c1=False since=2026-11-30T10:00:02Z c2=Unknown since=-\n"
+        "ITEM NodeDrain n2 uid=0d0d0d0d-1111-4222-8333-444455557777 rv=7001 gen=0 "
+        "created=2026-11-30T10:00:01Z deleted=2026-11-30T11:00:00Z labels={} annotations={} | "
+        "node=n2 reason= uncordon= phase=Completed trigger=taint completed=2026-11-30T10:30:00Z "
+        "finalizers=0 ours=-1 c0=Unknown since=- c1=Unknown since=- c2=Unknown since=-\n"
+        "SKIP NodeDrain n3 (items[2]): metadata.finalizers[]: expected a string, got a number\n"
+        "SKIP NodeDrain n4 (items[3]): metadata.finalizers[]: expected a string, got an object\n"
+        "WARN NodeDrain n5: status.completionTime: ignored: invalid RFC 3339 time \"yesterday\": "
+        "bad date, want YYYY-MM-DD\n"
+        "ITEM NodeDrain n5 uid=u5 rv= gen=0 created=- deleted=- labels={} annotations={} | "
+        "node=n5 reason= uncordon= phase= trigger= completed=- finalizers=0 ours=-1 c0=Unknown "
+        "since=- c1=Unknown since=- c2=Unknown since=-\n"
+        "META rv=7002 continue=\n"
+        "END feed=0 finish=0 skipped=2 error=\n");
+}
+
+Test(decode, node_allocatable_and_pod_memory_requests)
+{
+    kube_obj_t *n = test_obj_from_json(KUBE_KIND_NODE,
+                                       "{\"metadata\":{\"name\":\"n\"},\"status\":{\"allocatable\":"
+                                       "{\"cpu\":\"32\",\"memory\":\"256Gi\",\"pods\":\"110\"}}}");
+    cr_expect_eq(kube_obj_as_node(n)->allocatable_memory, 256LL << 30);
+    kube_obj_free(n);
+    /* every container's request counts; limits and CPU do not */
+    kube_obj_t *p = test_obj_from_json(
+        KUBE_KIND_POD,
+        "{\"metadata\":{\"name\":\"p\",\"namespace\":\"x\"},\"spec\":{\"containers\":["
+        "{\"name\":\"compute\",\"resources\":{\"requests\":{\"cpu\":\"1\",\"memory\":"
+        "\"2282Mi\"},\"limits\":{\"memory\":\"9Gi\"}}},{\"name\":\"side\",\"resources\":"
+        "{\"requests\":{\"memory\":\"40M\"}}},{\"name\":\"none\"}]}}");
+    cr_expect_eq(kube_obj_as_pod(p)->memory_request, 2282LL * (1 << 20) + 40000000LL);
+    kube_obj_free(p);
+    p = test_obj_from_json(KUBE_KIND_POD,
+                           "{\"metadata\":{\"name\":\"p\",\"namespace\":\"x\"},"
+                           "\"spec\":{\"containers\":[{\"resources\":{\"requests\":"
+                           "{\"memory\":\"8E\"}}},{\"resources\":{\"requests\":{\"memory\":"
+                           "\"8E\"}}}]}}");
+    cr_expect_eq(kube_obj_as_pod(p)->memory_request, INT64_MAX, "the sum saturates");
+    kube_obj_free(p);
 }
 
 /* --- skipped objects and their neighbours ----------------------------------- */

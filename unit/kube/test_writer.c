@@ -126,3 +126,44 @@ Test(kube_writer, a_write_ended_by_shutdown_is_not_logged_as_a_failure)
     http = NULL;
     cr_expect_null(strstr(logs(), "write failed"), "%s", logs());
 }
+
+static int once_calls;
+static const char *once_error;
+static void on_once(void *ud, const kube_result_t *res)
+{
+    (void)ud;
+    once_calls++;
+    once_error = res->error;
+}
+
+Test(kube_writer, an_event_sent_once_has_one_name_and_a_409_counts_as_sent)
+{
+    testserver_json(testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 409),
+                    "{\"kind\":\"Status\",\"reason\":\"AlreadyExists\",\"code\":409}");
+    kube_obj_t *pod = a_pod();
+    cr_assert(kube_event_once(http, pod, "vms/m-1", "Normal", "Done", "m-1 done", on_once, NULL));
+    cr_assert(kube_event_once(http, pod, "vms/m-1", "Normal", "Done", "m-1 done", on_once, NULL));
+    cr_assert(kube_event_once(http, pod, "vms/m-2", "Normal", "Done", "m-2 done", on_once, NULL));
+    cr_assert(run_until_requests(3));
+    for (int i = 0; i < 100 && once_calls < 3; i++) {
+        ev_run(loop, EVRUN_NOWAIT);
+        usleep(10000);
+    }
+    cr_expect_eq(once_calls, 3);
+    cr_expect_null(once_error, "a 409 was reported as a failure: %s", once_error);
+    char names[3][64];
+    int m1 = 0;
+    for (int i = 0; i < 3; i++) {
+        const char *body = testserver_request(srv, i)->body;
+        const char *n = strstr(body, "\"name\":\"virt-launcher-a.r");
+        cr_assert_not_null(n, "%s", body);
+        /* the requests may arrive in any order: m-1's first */
+        int slot = strstr(body, "m-1 done") ? m1++ : 2;
+        snprintf(names[slot], sizeof(names[slot]), "%.40s", n);
+    }
+    cr_assert_eq(m1, 2);
+    cr_expect_str_eq(names[0], names[1], "the same Event got two names");
+    cr_expect_str_neq(names[0], names[2], "two Events got one name");
+    cr_expect_null(strstr(logs(), "write failed"), "%s", logs());
+    free(pod);
+}

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -201,6 +202,7 @@ static web_server_opts_t test_opts(void)
         .cert_file = cert_path,
         .key_file = key_path,
         .ready = is_ready,
+        .first_timeout = 10,
         .read_timeout = 10,
         .idle_timeout = 20,
         .handler_timeout = 10,
@@ -775,6 +777,7 @@ static void do_slow(void *arg)
 Test(server, slow_clients_are_cut_off)
 {
     web_server_opts_t o = test_opts();
+    o.first_timeout = 2;
     o.read_timeout = 2;
     start(&o);
     slow_t s = {.port = web_server_port(srv)};
@@ -794,37 +797,139 @@ Test(server, slow_clients_are_cut_off)
     cr_expect_eq(web_server_conns(srv), 0);
 }
 
-typedef struct many {
-    int port;
-    int ok;
-    bool third_closed;
-} many_t;
+/* Holds n connections to port (TLS begun or not, prefix sent on each),
+ * then asks /healthz on a new TLS connection and on the plain listener,
+ * and looks whether the first and the last held connections were closed. */
+typedef struct flood {
+    int port, plain_port, n;
+    bool handshake;
+    const char *prefix; /* NULL: nothing sent */
+    /* results */
+    int opened;
+    int extra_status; /* 0: the new connection was refused */
+    int plain_status;
+    bool first_closed, last_closed;
+} flood_t;
 
-/* Opens two connections, then a third that should be refused. */
-static void do_many(void *arg)
+/* Whether the server closed t within ms milliseconds. */
+static bool tconn_closed_within(tconn_t *t, int ms)
 {
-    many_t *x = arg;
-    tconn_t *t = calloc(3, sizeof(tconn_t));
+    struct pollfd p = {.fd = t->fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1 && tconn_closed(t);
+}
 
-    for (int i = 0; i < 2; i++)
-        x->ok += tconn_open(&t[i], x->port, true, true) == 0;
-    if (tconn_open(&t[2], x->port, true, false) == 0)
-        x->third_closed = tconn_closed(&t[2]);
-    for (int i = 0; i < 3; i++)
+/* The status of GET /healthz on a new connection, 0 when none came. */
+static int healthz_status(int port, bool tls)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    tconn_t *t = malloc(sizeof(*t));
+    resp_t *r = calloc(1, sizeof(*r));
+    int status = 0;
+
+    if (tconn_open(t, port, tls, true) == 0 && tconn_send(t, req, sizeof(req) - 1) == 0 &&
+        tconn_response(t, r) == 0)
+        status = r->status;
+    tconn_close(t);
+    free(r);
+    free(t);
+    return status;
+}
+
+static void do_flood(void *arg)
+{
+    flood_t *x = arg;
+    tconn_t *t = calloc((size_t)x->n, sizeof(tconn_t));
+
+    for (int i = 0; i < x->n; i++) {
+        x->opened += tconn_open(&t[i], x->port, true, x->handshake) == 0;
+        if (x->prefix)
+            tconn_send(&t[i], x->prefix, strlen(x->prefix));
+    }
+    usleep(200 * 1000); /* the server accepts and reads them all */
+    x->extra_status = healthz_status(x->port, true);
+    if (x->plain_port > 0)
+        x->plain_status = healthz_status(x->plain_port, false);
+    x->first_closed = tconn_closed_within(&t[0], 500);
+    x->last_closed = tconn_closed_within(&t[x->n - 1], 200);
+    for (int i = 0; i < x->n; i++)
         tconn_close(&t[i]);
     free(t);
 }
 
-Test(server, connections_beyond_the_limit_are_closed)
+static const char half_head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+
+Test(server, busy_connections_beyond_the_limit_are_refused_on_that_listener_only)
 {
     web_server_opts_t o = test_opts();
+    o.plain_listen = "127.0.0.1:0";
     o.max_conns = 2;
     start(&o);
-    many_t m = {.port = web_server_port(srv)};
-    run_client(do_many, &m);
-    cr_expect_eq(m.ok, 2);
-    cr_expect(m.third_closed);
+    flood_t m = {.port = web_server_port(srv),
+                 .plain_port = web_server_plain_port(srv),
+                 .n = 2,
+                 .handshake = true,
+                 .prefix = half_head};
+    run_client(do_flood, &m);
+    cr_expect_eq(m.opened, 2);
+    cr_expect_eq(m.extra_status, 0, "a third webhook connection was served");
+    cr_expect_eq(m.plain_status, 200, "the plain listener shares the webhook's budget");
+    cr_expect_not(m.first_closed);
     cr_expect(strstr(log_text(), "connection limit reached") != NULL);
+}
+
+Test(server, connections_from_one_address_are_capped)
+{
+    web_server_opts_t o = test_opts();
+    o.max_conns_per_addr = 2;
+    start(&o);
+    flood_t m = {.port = web_server_port(srv), .n = 2, .handshake = true, .prefix = half_head};
+    run_client(do_flood, &m);
+    cr_expect_eq(m.opened, 2);
+    cr_expect_eq(m.extra_status, 0, "a third connection from 127.0.0.1 was served");
+    cr_expect_not(m.first_closed);
+}
+
+Test(server, the_oldest_idle_connection_makes_room)
+{
+    web_server_opts_t o = test_opts();
+    o.max_conns = 3;
+    start(&o);
+    /* idle after the handshake, then never begun: TCP only */
+    for (int handshake = 1; handshake >= 0; handshake--) {
+        flood_t m = {.port = web_server_port(srv), .n = 3, .handshake = handshake};
+        run_client(do_flood, &m);
+        cr_expect_eq(m.opened, 3);
+        cr_expect_eq(m.extra_status, 200, "handshake %d: the new connection was refused",
+                     handshake);
+        cr_expect(m.first_closed, "handshake %d: the oldest idle one stays", handshake);
+        cr_expect_not(m.last_closed, "handshake %d: a newer one was closed", handshake);
+        for (int i = 0; i < 100 && web_server_conns(srv) > 0; i++)
+            run_for(0.01);
+    }
+    /* per address too */
+    web_server_free(srv);
+    o.max_conns = 0;
+    o.max_conns_per_addr = 3;
+    start(&o);
+    flood_t m = {.port = web_server_port(srv), .n = 3, .handshake = true};
+    run_client(do_flood, &m);
+    cr_expect_eq(m.extra_status, 200);
+    cr_expect(m.first_closed);
+}
+
+Test(server, a_connection_must_begin_its_first_request_soon)
+{
+    web_server_opts_t o = test_opts();
+    o.first_timeout = 0.3;
+    start(&o);
+    /* TCP only, then TLS done: both silent */
+    for (int handshake = 0; handshake <= 1; handshake++) {
+        slow_t s = {.port = web_server_port(srv), .handshake = handshake};
+        run_client(do_slow, &s);
+        cr_expect(s.closed, "handshake %d: silent client not closed", handshake);
+        cr_expect_geq(s.elapsed, 0.25);
+        cr_expect_lt(s.elapsed, 3.0, "handshake %d: closed after %.2f s", handshake, s.elapsed);
+    }
 }
 
 /* --- connections ---------------------------------------------------------------- */
