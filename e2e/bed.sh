@@ -409,6 +409,9 @@ cmd_up() {
 			crd/virtualmachineinstances.kubevirt.io crd/virtualmachineinstancemigrations.kubevirt.io \
 			crd/migrationpolicies.migrations.kubevirt.io crd/kubevirts.kubevirt.io >&2
 	fi
+	# vmdrain's own CustomResourceDefinitions (the chart installs the same)
+	"$kubectl" apply -f "$E2E/../crds/" >&2
+	"$kubectl" wait --for condition=Established --timeout 60s crd/nodedrains.vmdrain.io >&2
 	flock -u "$plock"
 	exec {plock}>&-
 

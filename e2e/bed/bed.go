@@ -162,6 +162,18 @@ func (b *Bed) Kubectl(ctx context.Context, args ...string) (string, error) {
 	return b.Run(ctx, "kubectl", args...)
 }
 
+// KubectlStdin runs the bed's kubectl with stdin as its input ("-f -").
+func (b *Bed) KubectlStdin(ctx context.Context, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, b.Tool("kubectl"), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), err
+}
+
 // CreateNode creates a node that kwok manages (it becomes Ready by itself).
 func (b *Bed) CreateNode(ctx context.Context, name string, labels map[string]string) error {
 	l := map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}

@@ -126,6 +126,11 @@ func chartInstall(t *testing.T, b *bed.Bed, url, san string, more ...string) (*c
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
+	// the bed applied the NodeDrain CRD, which helm would refuse to adopt:
+	// the chart installs it (and keeps it at uninstall)
+	if out, err := b.Run(ctx, "kubectl", "delete", "crd", ndCRD, "--ignore-not-found", "--wait=true", "--timeout=60s"); err != nil {
+		t.Fatalf("delete the CRD: %v\n%s", err, out)
+	}
 	sets := []string{"--set", "webhook.url=" + url, "--set", "webhook.extraSANs={" + san + "}", "--set", "replicas=0"}
 	sets = append(sets, more...)
 	t.Cleanup(func() {

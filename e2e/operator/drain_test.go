@@ -199,15 +199,36 @@ func TestAdminCordonStays(t *testing.T) {
 // for a target; the waiting migration is deleted and nothing else starts.
 func TestTaintRemovedMidDrainCancels(t *testing.T) {
 	b := bed.OpenT(t)
+	ns, n := stuckDrainBed(t, b, "cxl")
+	startVmdrain(t, b)
+	kubectl(t, b, "taint", "nodes", n[0], taint+"=x:NoSchedule")
+	waitStuckScheduling(t, b, ns)
+	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
+	waitNode(t, b, n[0], time.Minute, "state Cancelled and uncordoned", func(n *corev1.Node) bool {
+		return n.Annotations["vmdrain.io/state"] == "Cancelled" && !n.Spec.Unschedulable
+	})
+	checkCancelled(t, b, ns, n[0])
+}
+
+// stuckDrainBed: two nodes; on the first a large VM whose migration target
+// never schedules and two small ones queued behind it (one migration at a
+// time per node).
+func stuckDrainBed(t *testing.T, b *bed.Bed, prefix string) (string, []string) {
+	t.Helper()
 	ns := b.Namespace(t)
-	n := nodes(t, b, uniq("cxl"), 2)
+	n := nodes(t, b, uniq(prefix), 2)
 	setConfig(t, b, "LiveMigration", "parallelOutboundMigrationsPerNode: 1\n")
 	vm(t, b, sim.VM{Namespace: ns, Name: "stuck", Node: n[0], Memory: "8Gi", EvictionStrategy: "LiveMigrate",
 		Annotations: map[string]string{sim.TargetUnschedulableAnnotation: "true"}})
 	vm(t, b, sim.VM{Namespace: ns, Name: "queued-1", Node: n[0], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
 	vm(t, b, sim.VM{Namespace: ns, Name: "queued-2", Node: n[0], Memory: "1Gi", EvictionStrategy: "LiveMigrate"})
-	startVmdrain(t, b)
-	kubectl(t, b, "taint", "nodes", n[0], taint+"=x:NoSchedule")
+	return ns, n
+}
+
+// waitStuckScheduling waits until the large VM's migration waits in
+// Scheduling (the small ones are queued behind it).
+func waitStuckScheduling(t *testing.T, b *bed.Bed, ns string) {
+	t.Helper()
 	err := bed.Eventually(context.Background(), time.Minute, func(ctx context.Context) (bool, error) {
 		for _, m := range migrations(t, b, ns) {
 			if m.Spec.VMIName == "stuck" && m.Status.Phase == "Scheduling" {
@@ -219,11 +240,13 @@ func TestTaintRemovedMidDrainCancels(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the largest VM's migration never waited in Scheduling: %v", migrations(t, b, ns))
 	}
-	kubectl(t, b, "taint", "nodes", n[0], taint+"-")
-	waitNode(t, b, n[0], time.Minute, "state Cancelled and uncordoned", func(n *corev1.Node) bool {
-		return n.Annotations["vmdrain.io/state"] == "Cancelled" && !n.Spec.Unschedulable
-	})
-	err = bed.Eventually(context.Background(), time.Minute, func(ctx context.Context) (bool, error) {
+}
+
+// checkCancelled: once the drain of a stuckDrainBed node was cancelled, its
+// migrations go, none is made again and no VM moved.
+func checkCancelled(t *testing.T, b *bed.Bed, ns, node string) {
+	t.Helper()
+	err := bed.Eventually(context.Background(), time.Minute, func(ctx context.Context) (bool, error) {
 		return len(migrations(t, b, ns)) == 0, nil
 	})
 	if err != nil {
@@ -234,7 +257,7 @@ func TestTaintRemovedMidDrainCancels(t *testing.T) {
 		t.Errorf("migrations created after the drain ended: %v", ms)
 	}
 	for _, name := range []string{"stuck", "queued-1", "queued-2"} {
-		if vmiNode(t, b, ns, name) != n[0] {
+		if vmiNode(t, b, ns, name) != node {
 			t.Errorf("%s moved although the drain was cancelled", name)
 		}
 	}

@@ -59,12 +59,7 @@ func TestWebhookKeepsAnsweringWhileTheCertificateIsReplaced(t *testing.T) {
 	startVmdrain(t, b, "--tls-cert", certA, "--tls-key", keyA, "--listen", addr,
 		"--metrics-listen", fmt.Sprintf("127.0.0.1:%d", mport))
 
-	review := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{` +
-		`"uid":"u-1","kind":{"group":"policy","version":"v1","kind":"Eviction"},` +
-		`"resource":{"group":"","version":"v1","resource":"pods"},"subResource":"eviction",` +
-		`"name":"not-a-launcher","namespace":"default","operation":"CREATE",` +
-		`"userInfo":{"username":"e2e"},"object":{"apiVersion":"policy/v1","kind":"Eviction",` +
-		`"metadata":{"name":"not-a-launcher","namespace":"default"}}}}`)
+	review := notLauncherReview
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
 	post := func() error {
@@ -139,3 +134,12 @@ func TestWebhookKeepsAnsweringWhileTheCertificateIsReplaced(t *testing.T) {
 	}
 	t.Logf("%d requests answered while the certificate was replaced", sent.Load())
 }
+
+// notLauncherReview is an AdmissionReview of an eviction of a pod that is no
+// virt-launcher: the webhook allows it without a lookup.
+var notLauncherReview = []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{` +
+	`"uid":"u-1","kind":{"group":"policy","version":"v1","kind":"Eviction"},` +
+	`"resource":{"group":"","version":"v1","resource":"pods"},"subResource":"eviction",` +
+	`"name":"not-a-launcher","namespace":"default","operation":"CREATE",` +
+	`"userInfo":{"username":"e2e"},"object":{"apiVersion":"policy/v1","kind":"Eviction",` +
+	`"metadata":{"name":"not-a-launcher","namespace":"default"}}}}`)

@@ -15,6 +15,7 @@ import (
 	admv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"vmdrain.io/e2e/bed"
 	"vmdrain.io/e2e/sim"
@@ -187,6 +188,14 @@ func TestWebhookKubectlDrain(t *testing.T) {
 	if ev := eventReasons(t, b, ns, "lm-0"); ev["EvictionIntercepted"] == 0 {
 		t.Errorf("no EvictionIntercepted event on lm-0: %v", ev)
 	}
+	// the drain by evictions has its NodeDrain record
+	nd := waitNodeDrain(t, b, n[0], 30*time.Second, "a record of the eviction drain, Drained", func(nd *unstructured.Unstructured) bool {
+		return ndString(nd, "status", "trigger") == "eviction" && ndString(nd, "status", "phase") == "Drained"
+	})
+	if nd.GetLabels()["vmdrain.io/managed-by"] != "vmdrain" || ndString(nd, "status", "progress") != "3/3" {
+		t.Errorf("record: labels %v, status %v", nd.GetLabels(), nd.Object["status"])
+	}
+	checkColumns(t, b, n[0], "eviction")
 
 	// dry run: nothing changes
 	// (kubectl keeps retrying the denied dry-run evictions until its timeout)
