@@ -36,7 +36,7 @@
 typedef struct run_flags {
     char ns[CMD_REF_MAX], name[CMD_REF_MAX];
     char kv_ns[CMD_REF_MAX], kv_name[CMD_REF_MAX]; /* --kubevirt; "" when not given */
-    const char *cert, *key, *listen, *metrics_listen;
+    const char *cert, *key, *client_ca, *listen, *metrics_listen;
     kube_http_opts_t http; /* the request rate limit */
     double records_ttl;    /* --nodedrain-retention */
     cmd_leader_flags_t leader;
@@ -121,6 +121,9 @@ static void usage(FILE *out)
         "                           nodeDrainTaintKey tells what KubeVirt acts on\n"
         "  --tls-cert FILE          webhook certificate (PEM, reloaded when it changes)\n"
         "  --tls-key FILE           webhook private key (PEM)\n"
+        "  --client-ca FILE         CA certificates (PEM, reloaded when it changes): every\n"
+        "                           webhook client must present a certificate they signed,\n"
+        "                           as the apiserver does through its admission config\n"
         "  --listen ADDR            webhook HTTPS address (default :8443)\n"
         "  --metrics-listen ADDR    plain HTTP for /metrics, /healthz, /readyz, served\n"
         "                           with or without the webhook (default :8080; \"\" for none)\n"
@@ -164,6 +167,13 @@ static int take_flag(int opt, const char *arg, run_flags_t *f)
     case 'K':
         f->key = arg;
         return 0;
+    case 'A':
+        if (!*arg) {
+            fprintf(stderr, "vmdrain: --client-ca wants a file\n");
+            return -1;
+        }
+        f->client_ca = arg;
+        return 0;
     case 'L':
         f->listen = arg;
         return 0;
@@ -204,6 +214,7 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         {"kubevirt", required_argument, NULL, 'k'},
         {"tls-cert", required_argument, NULL, 'C'},
         {"tls-key", required_argument, NULL, 'K'},
+        {"client-ca", required_argument, NULL, 'A'},
         {"listen", required_argument, NULL, 'L'},
         {"metrics-listen", required_argument, NULL, 'M'},
         {"kube-api-qps", required_argument, NULL, 'Q'},
@@ -223,7 +234,7 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
                        .records_ttl = 86400};
     cmd_leader_flags_init(&f->leader);
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "+:c:k:C:K:L:M:Q:B:R:h", all, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:c:k:C:K:A:L:M:Q:B:R:h", all, NULL)) != -1) {
         if (opt == 'h') {
             usage(stdout);
             return 0;
@@ -244,6 +255,10 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         fprintf(stderr, "vmdrain: --tls-cert and --tls-key go together\n");
         return 2;
     }
+    if (f->client_ca && !f->cert) {
+        fprintf(stderr, "vmdrain: --client-ca needs the webhook (--tls-cert and --tls-key)\n");
+        return 2;
+    }
     if (f->leader.enabled && cmd_leader_flags_finish(&f->leader, f->ns) < 0)
         return 2;
     return -1;
@@ -259,6 +274,7 @@ static web_server_t *start_web(struct ev_loop *loop, const run_flags_t *f, drain
     web_server_opts_t wo = {.listen = f->cert ? f->listen : NULL,
                             .cert_file = f->cert,
                             .key_file = f->key,
+                            .client_ca_file = f->client_ca,
                             .plain_listen = plain,
                             .ready = ready,
                             .ready_ud = ctl};
@@ -279,7 +295,8 @@ static web_server_t *start_web(struct ev_loop *loop, const run_flags_t *f, drain
         return NULL;
     }
     if (f->cert)
-        log_info("webhook serving", "listen", f->listen, "metrics", plain ? plain : "off");
+        log_info("webhook serving", "listen", f->listen, "metrics", plain ? plain : "off",
+                 "client_ca", f->client_ca ? f->client_ca : "none: any client may connect");
     else
         log_warn("no --tls-cert/--tls-key: the eviction webhook is off", "metrics",
                  plain ? plain : "off");

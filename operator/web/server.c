@@ -196,6 +196,7 @@ static int copy_opts(web_server_t *s, const web_server_opts_t *o)
     rc |= dup_option(&d->listen, o->listen);
     rc |= dup_option(&d->cert_file, o->cert_file);
     rc |= dup_option(&d->key_file, o->key_file);
+    rc |= dup_option(&d->client_ca_file, o->client_ca_file);
     rc |= dup_option(&d->plain_listen, o->plain_listen);
     if (rc)
         return -1;
@@ -366,6 +367,7 @@ void web_server_free(web_server_t *s)
     free((char *)s->opts.listen);
     free((char *)s->opts.cert_file);
     free((char *)s->opts.key_file);
+    free((char *)s->opts.client_ca_file);
     free((char *)s->opts.plain_listen);
     free(s);
 }

@@ -37,7 +37,8 @@
  * connections; connections already open keep theirs. A new pair that does
  * not load (a half-written file, a key that does not match) is logged and
  * the old one stays in force; the same pair is retried once either file
- * changes again.
+ * changes again. The client CA file, when set, is checked and reloaded
+ * with them.
  *
  * Routes: the caller adds its handlers with web_server_route(); the server
  * itself answers /healthz (200 "ok"), /readyz (200 when opts.ready returns
@@ -80,6 +81,11 @@ typedef struct web_server_opts {
     const char *listen;
     const char *cert_file; /* PEM: the certificate, then its chain. Required. */
     const char *key_file;  /* PEM private key. Required. */
+    /* PEM CA certificates. Set, every TLS client must present a certificate
+     * one of them signed, or its handshake fails (the apiserver presents
+     * one through its admission configuration); reloaded with the pair.
+     * NULL or "": no client certificate is asked for. */
+    const char *client_ca_file;
     /* A plain HTTP listener for /healthz, /readyz and /metrics; NULL or ""
      * for none. */
     const char *plain_listen;

@@ -5,11 +5,12 @@
  * connection. Nothing here blocks.
  *
  * Owns every web_conn_t. Calls OpenSSL, http-parser, libev, util/buf,
- * util/log, server_route.c (dispatching, error answers) and server_tls.c
- * (error text); called by server.c (accept, teardown, socketless parsing)
- * and server_route.c (timers, I/O after an answer).
+ * util/log, util/metrics (refused client certificates), server_route.c (dispatching, error answers)
+ * and server_tls.c (error text); called by server.c (accept, teardown, socketless parsing) and
+ * server_route.c (timers, I/O after an answer).
  */
 #include "util/log.h"
+#include "util/metrics.h"
 #include "web/server_int.h"
 
 #include <arpa/inet.h>
@@ -19,6 +20,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -525,14 +527,41 @@ static int ssl_fail(web_conn_t *c, int r, const char *what)
     return IO_CLOSE;
 }
 
+/* Counts and logs a handshake that failed on the client certificate the
+ * client CA requires (none sent, or one it did not sign). */
+static void note_client_cert_refused(web_conn_t *c)
+{
+    static const char *const labels[] = {"reason"};
+    int reason = ERR_GET_REASON(ERR_peek_error());
+    long verify = SSL_get_verify_result(c->ssl);
+    const char *why = reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE ? "no_certificate"
+                      : verify != X509_V_OK                             ? "bad_certificate"
+                                                                        : NULL;
+    if (!why)
+        return;
+    metrics_counter_t *m = metrics_counter_new("webhook_client_cert_refused_total",
+                                               "TLS handshakes refused on the webhook port for a "
+                                               "missing or unverified client certificate.",
+                                               1, labels);
+    if (m) {
+        const char *values[] = {why};
+        metrics_counter_add(m, 1, values);
+    }
+    log_info("webhook: client certificate refused", "peer", c->peer, "reason", why, "verify",
+             verify != X509_V_OK ? X509_verify_cert_error_string(verify) : "");
+}
+
 static int conn_handshake(web_conn_t *c)
 {
     int r;
 
     ERR_clear_error();
     r = SSL_do_handshake(c->ssl);
-    if (r != 1)
+    if (r != 1) {
+        if (c->srv->opts.client_ca_file && SSL_get_error(c->ssl, r) == SSL_ERROR_SSL)
+            note_client_cert_refused(c);
         return ssl_fail(c, r, "handshake");
+    }
     c->state = CONN_READING;
     c->want = EV_READ;
     return IO_PROGRESS; /* the timer set at the accept runs on to the first request byte */

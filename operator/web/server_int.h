@@ -148,7 +148,7 @@ struct web_server {
     ev_timer accept_pause;
     ev_timer reload_timer;
     SSL_CTX *ctx;
-    file_id_t cert_id, key_id;
+    file_id_t cert_id, key_id, ca_id; /* ca_id: of the client CA file, when set */
     bool files_missing_logged;
     route_t *routes;
     int nroutes;

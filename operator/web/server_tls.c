@@ -1,7 +1,8 @@
 /*
- * server_tls — the webhook server's certificate pair: reading the PEM
- * files, building the SSL_CTX (TLS 1.2 and newer), and reloading it when
- * the files change (web/server.h describes the rules).
+ * server_tls — the webhook server's certificate pair and client CA:
+ * reading the PEM files, building the SSL_CTX (TLS 1.2 and newer; with a
+ * client CA, a client certificate it signed is required), and reloading
+ * it when the files change (web/server.h describes the rules).
  *
  * Owns the server's SSL_CTX and the files' identities. Calls OpenSSL,
  * util/buf, util/log and util/strutil; called by server.c (start, the
@@ -160,10 +161,51 @@ out_bio:
     return rc;
 }
 
-/* A server SSL_CTX for the PEM texts, owned by the caller, or NULL with
- * err set. */
+/* Makes ctx require a client certificate signed by one of the CA
+ * certificates of PEM text pem. */
+static int ctx_use_client_ca(SSL_CTX *ctx, const char *path, const buf_t *pem, char *err,
+                             size_t errlen)
+{
+    char e[256];
+    BIO *b = BIO_new_mem_buf(pem->data ? pem->data : "", (int)pem->len);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    STACK_OF(X509_NAME) *names = sk_X509_NAME_new_null();
+    int n = 0, rc = -1;
+
+    if (!b || !store || !names) {
+        util_set_err(err, errlen, "client_ca_file %s: out of memory", path);
+        goto out;
+    }
+    for (X509 *x; (x = PEM_read_bio_X509(b, NULL, no_password, NULL)); n++) {
+        X509_NAME *name = X509_NAME_dup(X509_get_subject_name(x));
+        int ok = X509_STORE_add_cert(store, x) == 1 && name && sk_X509_NAME_push(names, name) > 0;
+        X509_free(x);
+        if (!ok) {
+            X509_NAME_free(name);
+            util_set_err(err, errlen, "client_ca_file %s: %s", path,
+                         web__ssl_error_text(e, sizeof(e)));
+            goto out;
+        }
+    }
+    ERR_clear_error(); /* the end of the PEM text is reported as an error */
+    if (n == 0) {
+        util_set_err(err, errlen, "client_ca_file %s: no PEM certificate", path);
+        goto out;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names); /* takes names */
+    names = NULL;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    rc = 0;
+out:
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    BIO_free(b);
+    return rc;
+}
+
+/* A server SSL_CTX for the PEM texts (ca: the client CA's, or NULL),
+ * owned by the caller, or NULL with err set. */
 static SSL_CTX *ctx_build(const web_server_opts_t *o, const buf_t *cert, const buf_t *key,
-                          char *err, size_t errlen)
+                          const buf_t *ca, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     char e[256];
@@ -180,7 +222,8 @@ static SSL_CTX *ctx_build(const web_server_opts_t *o, const buf_t *cert, const b
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"vmdrain", 7);
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 ||
         ctx_use_chain(ctx, o->cert_file, cert, err, errlen) < 0 ||
-        ctx_use_key(ctx, o->key_file, key, err, errlen) < 0) {
+        ctx_use_key(ctx, o->key_file, key, err, errlen) < 0 ||
+        (ca && ctx_use_client_ca(ctx, o->client_ca_file, ca, err, errlen) < 0)) {
         if (err && !err[0])
             util_set_err(err, errlen, "TLS: %s", web__ssl_error_text(e, sizeof(e)));
         SSL_CTX_free(ctx);
@@ -207,34 +250,49 @@ void web__log_cert(const char *msg, const web_server_t *s)
     ERR_clear_error();
 }
 
-/* Loads the certificate pair into a new SSL_CTX and makes it the one new
- * connections get. Returns 0; -1 with err set when the pair does not load
- * (the old context stays); -2 when a file changed while it was read (try
- * again later). The identities of the files are recorded unless -2. */
+/* The identities of the pair's files and of the client CA file (zeroed
+ * when there is none). Returns 0, or -1 with errno set. */
+static int files_id_get(const web_server_t *s, file_id_t *c, file_id_t *k, file_id_t *ca)
+{
+    memset(ca, 0, sizeof(*ca));
+    if (file_id_get(s->opts.cert_file, c) < 0 || file_id_get(s->opts.key_file, k) < 0)
+        return -1;
+    return s->opts.client_ca_file ? file_id_get(s->opts.client_ca_file, ca) : 0;
+}
+
+/* Loads the certificate pair (and the client CA) into a new SSL_CTX and
+ * makes it the one new connections get. Returns 0; -1 with err set when
+ * they do not load (the old context stays); -2 when a file changed while
+ * it was read (try again later). The identities of the files are
+ * recorded unless -2. */
 int web__cert_load(web_server_t *s, char *err, size_t errlen)
 {
-    file_id_t c1, k1, c2, k2;
-    buf_t cert, key;
+    file_id_t c1, k1, a1, c2, k2, a2;
+    buf_t cert, key, ca;
     SSL_CTX *ctx = NULL;
+    const char *ca_file = s->opts.client_ca_file;
     int rc = -1;
 
     buf_init(&cert, PEM_MAX);
     buf_init(&key, PEM_MAX);
-    if (file_id_get(s->opts.cert_file, &c1) < 0 || file_id_get(s->opts.key_file, &k1) < 0) {
-        util_set_err(err, errlen, "certificate pair %s, %s: %s", s->opts.cert_file,
-                     s->opts.key_file, strerror(errno));
+    buf_init(&ca, PEM_MAX);
+    if (files_id_get(s, &c1, &k1, &a1) < 0) {
+        util_set_err(err, errlen, "certificate files %s, %s%s%s: %s", s->opts.cert_file,
+                     s->opts.key_file, ca_file ? ", " : "", ca_file ? ca_file : "",
+                     strerror(errno));
         goto out;
     }
     if (read_pem("cert_file", s->opts.cert_file, &cert, err, errlen) < 0 ||
-        read_pem("key_file", s->opts.key_file, &key, err, errlen) < 0)
+        read_pem("key_file", s->opts.key_file, &key, err, errlen) < 0 ||
+        (ca_file && read_pem("client_ca_file", ca_file, &ca, err, errlen) < 0))
         goto out_record;
-    if (file_id_get(s->opts.cert_file, &c2) < 0 || file_id_get(s->opts.key_file, &k2) < 0 ||
-        !file_id_eq(&c1, &c2) || !file_id_eq(&k1, &k2)) {
-        util_set_err(err, errlen, "certificate pair changed while being read");
+    if (files_id_get(s, &c2, &k2, &a2) < 0 || !file_id_eq(&c1, &c2) || !file_id_eq(&k1, &k2) ||
+        !file_id_eq(&a1, &a2)) {
+        util_set_err(err, errlen, "certificate files changed while being read");
         rc = -2;
         goto out;
     }
-    ctx = ctx_build(&s->opts, &cert, &key, err, errlen);
+    ctx = ctx_build(&s->opts, &cert, &key, ca_file ? &ca : NULL, err, errlen);
     if (!ctx)
         goto out_record;
     SSL_CTX_free(s->ctx); /* open connections hold their own reference */
@@ -243,9 +301,11 @@ int web__cert_load(web_server_t *s, char *err, size_t errlen)
 out_record:
     s->cert_id = c1;
     s->key_id = k1;
+    s->ca_id = a1;
 out:
     buf_free(&cert);
     buf_free(&key);
+    buf_free(&ca);
     return rc;
 }
 
@@ -253,21 +313,23 @@ out:
 void web__on_reload_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     web_server_t *s = w->data;
-    file_id_t c, k;
+    file_id_t c, k, a;
     char err[512] = "";
     int rc;
 
     (void)loop;
     (void)revents;
-    if (file_id_get(s->opts.cert_file, &c) < 0 || file_id_get(s->opts.key_file, &k) < 0) {
+    if (files_id_get(s, &c, &k, &a) < 0) {
         if (!s->files_missing_logged)
             log_warn("certificate files unreadable; keeping the current pair", "cert",
-                     s->opts.cert_file, "key", s->opts.key_file, "error", strerror(errno));
+                     s->opts.cert_file, "key", s->opts.key_file, "client_ca",
+                     s->opts.client_ca_file ? s->opts.client_ca_file : "", "error",
+                     strerror(errno));
         s->files_missing_logged = true;
         return;
     }
     s->files_missing_logged = false;
-    if (file_id_eq(&c, &s->cert_id) && file_id_eq(&k, &s->key_id))
+    if (file_id_eq(&c, &s->cert_id) && file_id_eq(&k, &s->key_id) && file_id_eq(&a, &s->ca_id))
         return;
     rc = web__cert_load(s, err, sizeof(err));
     if (rc == 0)

@@ -1395,6 +1395,7 @@ typedef struct curl_run {
     size_t out_len[2];
     int err;
     char errbuf[CURL_ERROR_SIZE];
+    const char *client_cert, *client_key; /* NULL: no client certificate */
 } curl_run_t;
 
 static size_t curl_sink(char *p, size_t size, size_t n, void *ud)
@@ -1427,6 +1428,10 @@ static void do_curl(void *arg)
     curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 20000L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    if (c->client_cert) {
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->client_cert);
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->client_key);
+    }
     for (int i = 0; i < 2; i++) {
         if (curl_easy_perform(h) != CURLE_OK) {
             c->err++;
@@ -1459,6 +1464,88 @@ Test(server, libcurl_posts_with_expect_continue_over_one_connection)
     free(body);
     free(c);
     curl_global_cleanup();
+}
+
+/* Posts twice with the client certificate pair named (NULL: none) and
+ * returns how many of the two posts failed. */
+static int post_as(const char *cert, const char *key, const char *body, long *code)
+{
+    curl_run_t *c = calloc(1, sizeof(*c));
+    int err;
+
+    snprintf(c->url, sizeof(c->url), "https://127.0.0.1:%d/validate-eviction",
+             web_server_port(srv));
+    c->body = body;
+    c->client_cert = cert;
+    c->client_key = key;
+    run_client(do_curl, c);
+    err = c->err;
+    *code = c->codes[0];
+    free(c);
+    return err;
+}
+
+Test(server, a_client_ca_refuses_clients_without_a_certificate_it_signed)
+{
+    char ca[300], ca_key[300], other[300], other_key[300], err[512] = "";
+    char *body = read_fixture("drain-grace-period.json");
+    long code = 0;
+
+    snprintf(ca, sizeof(ca), "%s/client.crt", dir);
+    snprintf(ca_key, sizeof(ca_key), "%s/client.key", dir);
+    snprintf(other, sizeof(other), "%s/other.crt", dir);
+    snprintf(other_key, sizeof(other_key), "%s/other.key", dir);
+    /* the client's own self-signed certificate is the CA that trusts it */
+    cr_assert_eq(testcert_write(ca, ca_key, 7), 0);
+    cr_assert_eq(testcert_write(other, other_key, 8), 0);
+    web_server_opts_t o = test_opts();
+    o.client_ca_file = ca;
+    start(&o);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    cr_expect_eq(post_as(NULL, NULL, body, &code), 2, "no client certificate: refused");
+    cr_expect_eq(
+        metric("webhook_client_cert_refused_total", (const char *const[]){"no_certificate"}), 2);
+    cr_expect_eq(post_as(other, other_key, body, &code), 2, "a certificate the CA did not sign");
+    cr_expect_eq(
+        metric("webhook_client_cert_refused_total", (const char *const[]){"bad_certificate"}), 2);
+    cr_expect_eq(post_as(ca, ca_key, body, &code), 0, "the CA's client is served");
+    cr_expect_eq(code, 200);
+    fflush(logsink);
+    cr_expect(strstr(logged, "client certificate refused") != NULL, "%s", logged);
+
+    /* the CA file is reloaded with the pair: now the other client is trusted */
+    cr_assert_eq(testcert_write(ca, ca_key, 9), 0);
+    cr_assert_eq(web_server_reload_now(srv, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(post_as(ca, ca_key, body, &code), 0, "the new CA's client is served");
+    cr_expect_eq(code, 200);
+    free(body);
+    curl_global_cleanup();
+}
+
+Test(server, a_client_ca_without_a_certificate_is_a_start_error)
+{
+    char ca[300], err[512] = "";
+    FILE *f;
+
+    snprintf(ca, sizeof(ca), "%s/empty.crt", dir);
+    f = fopen(ca, "w");
+    cr_assert_not_null(f);
+    fputs("not a certificate\n", f);
+    fclose(f);
+    web_server_opts_t o = test_opts();
+    o.client_ca_file = ca;
+    srv = web_server_new(loop, &o);
+    cr_assert_not_null(srv);
+    cr_expect_lt(web_server_start(srv, err, sizeof(err)), 0);
+    cr_expect(strstr(err, "client_ca_file") != NULL && strstr(err, ca) != NULL, "%s", err);
+    snprintf(ca, sizeof(ca), "%s/missing.crt", dir);
+    web_server_free(srv);
+    o.client_ca_file = ca;
+    srv = web_server_new(loop, &o);
+    cr_assert_not_null(srv);
+    cr_expect_lt(web_server_start(srv, err, sizeof(err)), 0);
+    cr_expect(strstr(err, "missing.crt") != NULL, "%s", err);
 }
 
 /* --- the socketless parsing path -------------------------------------------------- */
