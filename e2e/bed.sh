@@ -190,6 +190,9 @@ certs() {
 			-set_serial "0x$(openssl rand -hex 8)" -days 365 -extfile front-proxy-client.ext \
 			-out front-proxy-client.crt 2>/dev/null
 		rm -f front-proxy-client.csr front-proxy-client.ext
+		# The certificate the API server shows to admission webhooks that ask
+		# for one (vmdrain's --client-ca); admission.yaml says where.
+		issue webhook-client "/CN=kube-apiserver-webhook-client" "$client"
 		[[ $KUBEVIRT_MODE == real ]] || exit 0
 		issue kube-scheduler "/CN=system:kube-scheduler" "$client"
 		issue kube-controller-manager "/CN=system:kube-controller-manager" "$client"
@@ -209,6 +212,33 @@ certs() {
 		issue virt-controller-prom/tls "/CN=virt-controller.kubevirt.svc" \
 			"subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
 	)
+}
+
+# admission_config PORT: the API server shows certs/webhook-client.crt to a
+# webhook served at localhost:PORT, and no certificate to any other.
+# (virt-api checks the certificates it is shown against the front-proxy CA,
+# so the user is named for one address, not "*".)
+admission_config() {
+	local c=$BEDDIR/certs
+	cat >"$BEDDIR/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $BEDDIR/webhook-kubeconfig
+EOF
+	cat >"$BEDDIR/webhook-kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+- name: "localhost:$1"
+  user:
+    client-certificate: $c/webhook-client.crt
+    client-key: $c/webhook-client.key
+EOF
 }
 
 kubeconfig() { # server [certificate name, default admin]
@@ -368,9 +398,10 @@ cmd_up() {
 	# starting at once from picking the same ones.
 	exec {plock}>"${TMPDIR:-/tmp}/vmdrain-bed-ports.lock"
 	flock "$plock"
-	local ports etcd_port peer_port api_port kwok_port sim_port sched_port kcm_port vc_port va_port
-	ports=$("$BEDDIR/bin/sim" free-ports 9)
-	read -r etcd_port peer_port api_port kwok_port sim_port sched_port kcm_port vc_port va_port <<<"$(echo $ports)"
+	local ports etcd_port peer_port api_port kwok_port sim_port sched_port kcm_port vc_port va_port wh_port
+	ports=$("$BEDDIR/bin/sim" free-ports 10)
+	read -r etcd_port peer_port api_port kwok_port sim_port sched_port kcm_port vc_port va_port wh_port <<<"$(echo $ports)"
+	admission_config "$wh_port"
 
 	start etcd "$BEDDIR/bin/etcd" --name "bed-$BED" --data-dir "$BEDDIR/etcd" \
 		--listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -392,7 +423,8 @@ cmd_up() {
 		--requestheader-client-ca-file "$c/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
 		--requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
 		--requestheader-extra-headers-prefix X-Remote-Extra- \
-		--proxy-client-cert-file "$c/front-proxy-client.crt" --proxy-client-key-file "$c/front-proxy-client.key"
+		--proxy-client-cert-file "$c/front-proxy-client.crt" --proxy-client-key-file "$c/front-proxy-client.key" \
+		--admission-control-config-file "$BEDDIR/admission.yaml"
 	wait_for kube-apiserver kube-apiserver 180 \
 		curl -sf --cacert "$c/ca.crt" --cert "$c/admin.crt" --key "$c/admin.key" "https://127.0.0.1:$api_port/readyz"
 
@@ -445,6 +477,7 @@ export VMDRAIN_KUBEVIRT_VERSION="$KUBEVIRT_VERSION"
 export VMDRAIN_KUBEVIRT_DRAIN_TAINT_KEY="$KUBEVIRT_DRAIN_TAINT_KEY"
 export VMDRAIN_SIM_TIME_SCALE="$SIM_TIME_SCALE"
 export VMDRAIN_BED_BIN="$BEDDIR/bin"
+export VMDRAIN_WEBHOOK_AUTH_ADDR="localhost:$wh_port"
 export PATH="$BEDDIR/bin:\$PATH"
 EOF
 	trap - EXIT

@@ -347,7 +347,38 @@ func TestChartInstallAndRBAC(t *testing.T) {
 	if _, err := b.Kubectl(ctx, "create", "namespace", chartNS); err != nil && !strings.Contains(err.Error(), "AlreadyExists") {
 		t.Fatal(err)
 	}
+	// the NetworkPolicy, as the API server validates it (kwok has no network
+	// plugin to enforce it)
+	np := helm(t, b, "template", chartRelease, chart, "-n", chartNS, "--show-only", "templates/networkpolicy.yaml",
+		"--set", "networkPolicy.enabled=true",
+		"--set-json", `networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`)
+	npFile := filepath.Join(t.TempDir(), "np.yaml")
+	if err := os.WriteFile(npFile, []byte(np), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := kubectl(t, b, "apply", "--dry-run=server", "-f", npFile); !strings.Contains(out, "networkpolicy.networking.k8s.io/vmdrain") {
+		t.Errorf("server dry run of the NetworkPolicy: %s", out)
+	}
+	if !strings.Contains(np, "port: webhook") || !strings.Contains(np, "kubernetes.io/metadata.name: monitoring") {
+		t.Errorf("the NetworkPolicy lacks the webhook port or the metrics peers:\n%s", np)
+	}
+	// a client CA: the flag and its ConfigMap mounted; a bad name refused
+	withCA := helm(t, b, "template", chartRelease, chart, "-n", chartNS, "--show-only", "templates/deployment.yaml",
+		"--set", "webhook.clientCAConfigMap=apiserver-webhook-ca")
+	if !strings.Contains(withCA, "- --client-ca\n            - /client-ca/ca.crt") ||
+		!strings.Contains(withCA, "name: apiserver-webhook-ca") {
+		t.Errorf("webhook.clientCAConfigMap is not passed as --client-ca with its ConfigMap mounted:\n%s", withCA)
+	}
+	hctx, hcancel := context.WithTimeout(ctx, time.Minute)
+	defer hcancel()
+	if out, err := b.Run(hctx, "helm", "template", chartRelease, chart, "--set", "webhook.clientCAConfigMap=Bad_Name"); err == nil ||
+		!strings.Contains(out, "clientCAConfigMap") {
+		t.Errorf("a bad webhook.clientCAConfigMap was not refused by name: %v\n%s", err, out)
+	}
 	rendered := helm(t, b, "template", chartRelease, chart, "-n", chartNS)
+	if strings.Contains(rendered, "kind: NetworkPolicy") {
+		t.Error("the NetworkPolicy is rendered by default; it is opt-in")
+	}
 	manifest := filepath.Join(t.TempDir(), "chart.yaml")
 	if err := os.WriteFile(manifest, []byte(rendered), 0o600); err != nil {
 		t.Fatal(err)

@@ -32,13 +32,14 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// webhookCert makes a self-signed serving certificate for 127.0.0.1.
+// webhookCert makes a self-signed serving certificate for 127.0.0.1 and
+// localhost.
 func webhookCert(t *testing.T) (certFile, keyFile string, pem []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-		"-subj", "/CN=vmdrain-webhook", "-addext", "subjectAltName=IP:127.0.0.1",
+		"-subj", "/CN=vmdrain-webhook", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
 		"-keyout", keyFile, "-out", certFile).CombinedOutput()
 	if err != nil {
 		t.Fatalf("openssl: %v\n%s", err, out)
