@@ -37,5 +37,5 @@ export VMDRAIN_BED=operator-$$
 trap 'bash "$root/e2e/bed.sh" down >/dev/null 2>&1 || true' EXIT
 bash e2e/bed.sh up >/dev/null
 cd e2e
-VMDRAIN_BIN=$root/bin/vmdrain go test -count=1 -timeout 45m -v -run "${run:-.}" ./operator/ 2>&1 |
+VMDRAIN_BIN=$root/bin/vmdrain go test -count=1 -timeout "${VMDRAIN_E2E_TIMEOUT:-45m}" -v -run "${run:-.}" ./operator/ 2>&1 |
     grep -v 'msg="api request done"'
