@@ -243,21 +243,24 @@ static void end_taint(kube_decoder_t *d)
 /* Every callback starts here: the position, and the caps. yajl buffers a
  * token that spans chunks until it ends, so a token (with the whitespace
  * before it) longer than any object may be is a hard error, whatever the
- * chunking; an object that grows past the cap is skipped. */
-static void step(kube_decoder_t *d)
+ * chunking; an object that grows past the cap is skipped. Returns false
+ * when the token was too long: the callback stops yajl before it acts on
+ * the token, so a whole body and the same bytes in pieces end alike. */
+static bool step(kube_decoder_t *d)
 {
     uint64_t now = kube__dec_parse_pos(d);
     bool long_token = now - d->last_event > d->max_obj;
     d->last_event = now;
     if (long_token) {
         kube__dec_fail(d, "a JSON token longer than %zu bytes", d->max_obj);
-        return;
+        return false;
     }
     if (d->in_obj && !d->oversized && d->last_event - d->obj_start >= d->max_obj) {
         d->oversized = true;
         d->problem[0] = '\0'; /* the size is the reason that matters */
         kube__dec_problem(d, "object larger than %zu bytes", d->max_obj);
     }
+    return true;
 }
 
 static struct frame *top(kube_decoder_t *d)
@@ -282,7 +285,8 @@ static void on_item_scalar(kube_decoder_t *d, const struct jval *v)
  * error. */
 static int on_scalar(kube_decoder_t *d, const struct jval *v)
 {
-    step(d);
+    if (!step(d))
+        return 0; /* the token was too long: stop at once, whatever the chunking */
     if (d->overflow)
         return 1;
     if (d->depth == 0) {
@@ -361,7 +365,8 @@ static const struct row *lookup(const kube_decoder_t *d, int ctx, const char *k,
 static int cb_map_key(void *ctx, const unsigned char *key, size_t n)
 {
     kube_decoder_t *d = ctx;
-    step(d);
+    if (!step(d))
+        return 0; /* the token was too long: stop at once, whatever the chunking */
     if (d->overflow || d->depth == 0)
         return !d->failed;
     struct frame *f = top(d);
@@ -451,7 +456,8 @@ static void enter(kube_decoder_t *d, int ctx)
  * kept), or only count levels past the stack. */
 static int on_open(kube_decoder_t *d, bool is_array)
 {
-    step(d);
+    if (!step(d))
+        return 0; /* the token was too long: stop at once, whatever the chunking */
     if (d->overflow || d->depth == KUBE_DECODE_MAX_DEPTH) {
         d->overflow++;
         if (!d->in_obj || d->overflow > OVERFLOW_MAX)
@@ -512,7 +518,8 @@ static void leave(kube_decoder_t *d, int ctx)
 static int cb_end(void *ctx)
 {
     kube_decoder_t *d = ctx;
-    step(d);
+    if (!step(d))
+        return 0; /* the token was too long: stop at once, whatever the chunking */
     if (d->overflow) {
         d->overflow--;
         return 1;
