@@ -18,9 +18,29 @@ case "$mode" in
 asan)
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
         "$bin" "$@" 2>&1 | tee "$log" || rc=$?
-    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$log"; then
+    if grep -qE 'ERROR: AddressSanitizer|runtime error:' "$log"; then
         echo "run-unit: sanitizer reports above" >&2
         rc=1
+    fi
+    # A leak fails the run unless the block was allocated by Criterion itself
+    # (its first frame outside the sanitizer is in libcriterion): the runner
+    # leaks a few bytes now and then at exit, which is not ours to fix.
+    read -r ours theirs < <(awk '
+        /^(Direct|Indirect) leak of/ { open = 1; next }
+        open && /^ *#[0-9]+ / {
+            if ($0 ~ /__interceptor_|\/libasan|\/liblsan|asan_malloc|lsan_/) next
+            if ($0 ~ /libcriterion\.so/) t++; else o++
+            open = 0
+        }
+        END { print o + 0, t + 0 }' "$log")
+    if [ "$ours" -gt 0 ]; then
+        echo "run-unit: $ours leak(s) reported above" >&2
+        rc=1
+    elif [ "$theirs" -eq 0 ] && grep -q 'LeakSanitizer' "$log"; then
+        echo "run-unit: LeakSanitizer reported above" >&2
+        rc=1
+    elif [ "$theirs" -gt 0 ]; then
+        echo "run-unit: ignored $theirs leak(s) allocated inside libcriterion" >&2
     fi
     ;;
 valgrind)
