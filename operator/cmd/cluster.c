@@ -44,6 +44,19 @@ void cmd_cluster_free(cmd_cluster_t *c)
     c->loaded = false;
 }
 
+int cmd_parse_bool_flag(const char *flag, const char *arg, bool *out)
+{
+    if (!arg || strcmp(arg, "true") == 0) {
+        *out = true;
+    } else if (strcmp(arg, "false") == 0) {
+        *out = false;
+    } else {
+        fprintf(stderr, "vmdrain: %s wants true or false, not '%s'\n", flag, arg);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_parse_object_ref(const char *flag, const char *arg, char *ns, char *name)
 {
     const size_t max = CMD_REF_MAX;

@@ -33,6 +33,11 @@ int cmd_cluster_load_err(cmd_cluster_t *c, char *err, size_t errlen);
  * Returns 0 or -1 (message printed). */
 int cmd_parse_object_ref(const char *flag, const char *arg, char *ns, char *name);
 
+/* Parses a boolean flag's optional value: none or "true" is true,
+ * "false" false. Returns 0, or -1 with a message printed that names
+ * flag. */
+int cmd_parse_bool_flag(const char *flag, const char *arg, bool *out);
+
 /* Frees what cmd_cluster_load() loaded. */
 void cmd_cluster_free(cmd_cluster_t *c);
 

@@ -64,15 +64,7 @@ int cmd_leader_take_flag(cmd_leader_flags_t *f, int opt, const char *arg)
 {
     switch (opt) {
     case OPT_ELECT:
-        if (!arg || strcmp(arg, "true") == 0) {
-            f->enabled = true;
-        } else if (strcmp(arg, "false") == 0) {
-            f->enabled = false;
-        } else {
-            fprintf(stderr, "vmdrain: --leader-elect wants true or false, not '%s'\n", arg);
-            return -1;
-        }
-        return 0;
+        return cmd_parse_bool_flag("--leader-elect", arg, &f->enabled);
     case OPT_LEASE:
         return cmd_parse_object_ref("--leader-elect-lease", arg, f->ns, f->name);
     case OPT_DURATION:

@@ -14,9 +14,11 @@
  * kube/http, util/.
  */
 #include "cmd/leader.h"
+#include "cmd/metrics_auth.h"
 #include "cmd/run.h"
 #include "cmd/webhook.h"
 #include "drain/controller.h"
+#include "kube/authreview.h"
 #include "kube/http.h"
 #include "util/log.h"
 #include "util/num.h"
@@ -37,6 +39,7 @@ typedef struct run_flags {
     char ns[CMD_REF_MAX], name[CMD_REF_MAX];
     char kv_ns[CMD_REF_MAX], kv_name[CMD_REF_MAX]; /* --kubevirt; "" when not given */
     const char *cert, *key, *client_ca, *listen, *metrics_listen;
+    bool metrics_auth, metrics_tls;
     kube_http_opts_t http; /* the request rate limit */
     double records_ttl;    /* --nodedrain-retention */
     cmd_leader_flags_t leader;
@@ -125,8 +128,14 @@ static void usage(FILE *out)
         "                           webhook client must present a certificate they signed,\n"
         "                           as the apiserver does through its admission config\n"
         "  --listen ADDR            webhook HTTPS address (default :8443)\n"
-        "  --metrics-listen ADDR    plain HTTP for /metrics, /healthz, /readyz, served\n"
+        "  --metrics-listen ADDR    HTTP for /metrics, /healthz, /readyz (HTTPS with\n"
+        "                           --metrics-tls), served\n"
         "                           with or without the webhook (default :8080; \"\" for none)\n"
+        "  --metrics-tls[=BOOL]     serve that listener over TLS with the webhook's\n"
+        "                           certificate (no client certificate asked)\n"
+        "  --metrics-auth[=BOOL]    /metrics only for a bearer token that a TokenReview\n"
+        "                           accepts and whose user a SubjectAccessReview allows to\n"
+        "                           get the path /metrics; the probes stay open\n"
         "  --kube-api-qps N         requests a second to the apiserver, watches excepted\n"
         "                           (default 50, as client-go; 0 for no limit)\n"
         "  --kube-api-burst N       requests sent at once before the rate applies\n"
@@ -180,6 +189,10 @@ static int take_flag(int opt, const char *arg, run_flags_t *f)
     case 'M':
         f->metrics_listen = arg;
         return 0;
+    case 'S':
+        return cmd_parse_bool_flag("--metrics-tls", arg, &f->metrics_tls);
+    case 'Z':
+        return cmd_parse_bool_flag("--metrics-auth", arg, &f->metrics_auth);
     case 'Q':
         return parse_number("--kube-api-qps", arg, 0, 1e6, &f->http.qps);
     case 'B':
@@ -217,6 +230,8 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         {"client-ca", required_argument, NULL, 'A'},
         {"listen", required_argument, NULL, 'L'},
         {"metrics-listen", required_argument, NULL, 'M'},
+        {"metrics-tls", optional_argument, NULL, 'S'},
+        {"metrics-auth", optional_argument, NULL, 'Z'},
         {"kube-api-qps", required_argument, NULL, 'Q'},
         {"kube-api-burst", required_argument, NULL, 'B'},
         {"nodedrain-retention", required_argument, NULL, 'R'},
@@ -259,6 +274,11 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         fprintf(stderr, "vmdrain: --client-ca needs the webhook (--tls-cert and --tls-key)\n");
         return 2;
     }
+    if (f->metrics_tls && (!f->cert || !f->metrics_listen || !*f->metrics_listen)) {
+        fprintf(stderr, "vmdrain: --metrics-tls needs --tls-cert and --tls-key (its "
+                        "certificate) and a --metrics-listen address\n");
+        return 2;
+    }
     if (f->leader.enabled && cmd_leader_flags_finish(&f->leader, f->ns) < 0)
         return 2;
     return -1;
@@ -268,7 +288,7 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
  * for /metrics and the probes. Returns NULL when there is nothing to serve
  * (*failed false) or it cannot start (*failed true, logged). */
 static web_server_t *start_web(struct ev_loop *loop, const run_flags_t *f, drain_controller_t *ctl,
-                               bool *failed)
+                               kube_authz_t *authz, bool *failed)
 {
     const char *plain = f->metrics_listen && *f->metrics_listen ? f->metrics_listen : NULL;
     web_server_opts_t wo = {.listen = f->cert ? f->listen : NULL,
@@ -276,6 +296,9 @@ static web_server_t *start_web(struct ev_loop *loop, const run_flags_t *f, drain
                             .key_file = f->key,
                             .client_ca_file = f->client_ca,
                             .plain_listen = plain,
+                            .plain_tls = f->metrics_tls,
+                            .metrics_guard = authz ? cmd_metrics_guard : NULL,
+                            .metrics_guard_ud = authz,
                             .ready = ready,
                             .ready_ud = ctl};
     char err[512];
@@ -294,9 +317,15 @@ static web_server_t *start_web(struct ev_loop *loop, const run_flags_t *f, drain
         *failed = true;
         return NULL;
     }
+    if (f->metrics_auth && !f->metrics_tls)
+        log_warn("--metrics-auth without --metrics-tls: bearer tokens reach /metrics on the "
+                 "metrics port in the clear",
+                 "metrics", plain ? plain : "off");
     if (f->cert)
         log_info("webhook serving", "listen", f->listen, "metrics", plain ? plain : "off",
-                 "client_ca", f->client_ca ? f->client_ca : "none: any client may connect");
+                 "metrics_scheme", f->metrics_tls ? "https" : "http", "metrics_auth",
+                 f->metrics_auth ? "TokenReview and SubjectAccessReview" : "none", "client_ca",
+                 f->client_ca ? f->client_ca : "none: any client may connect");
     else
         log_warn("no --tls-cert/--tls-key: the eviction webhook is off", "metrics",
                  plain ? plain : "off");
@@ -364,11 +393,19 @@ int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
         kube_http_free(http);
         return 1;
     }
-    web_server_t *web = start_web(loop, &f, r.ctl, &failed);
+    kube_authz_t *authz = f.metrics_auth ? kube_authz_new(loop, http) : NULL;
+    web_server_t *web = NULL;
+    if (f.metrics_auth && !authz) {
+        log_error("cannot set up the metrics guard: out of memory");
+        failed = true;
+    } else {
+        web = start_web(loop, &f, r.ctl, authz, &failed);
+    }
     if (!failed && f.leader.enabled)
         failed = !(r.leader = cmd_leader_start(loop, cfg, &f.leader, r.ctl));
     if (failed) {
         web_server_free(web);
+        kube_authz_free(authz);
         kube_http_free(http);
         drain_controller_free(r.ctl);
         return 1;
@@ -380,9 +417,10 @@ int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
     /* the transport first: it ends every request still pending with one
      * on_done, whose context (the controller's) must still be alive */
     drain_controller_stop(r.ctl);
-    kube_http_free(http);
+    kube_http_free(http); /* answers the metrics checks in flight */
     drain_controller_free(r.ctl);
     web_server_free(web);
+    kube_authz_free(authz);
     ev_run(loop, EVRUN_NOWAIT);
     log_info("vmdrain stopped");
     return 0;

@@ -156,17 +156,27 @@ static void on_readyz(web_request_t *req, void *ud)
     web_respond(req, ok ? 200 : 503, NULL, body, (size_t)n);
 }
 
-static void on_metrics(web_request_t *req, void *ud)
+void web_respond_metrics(web_request_t *req)
 {
     buf_t m;
 
-    (void)ud;
     buf_init(&m, OUT_MAX / 2);
     if (metrics_render(&m) < 0)
         web_respond(req, 500, NULL, "metrics too large\n", 18);
     else
         web_respond(req, 200, METRICS_CT, m.data ? m.data : "", m.len);
     buf_free(&m);
+}
+
+/* /metrics: rendered at once, or once the caller's guard let it through. */
+static void on_metrics(web_request_t *req, void *ud)
+{
+    web_server_t *s = ud;
+
+    if (s->opts.metrics_guard)
+        s->opts.metrics_guard(req, s->opts.metrics_guard_ud);
+    else
+        web_respond_metrics(req);
 }
 
 /* --- the server ------------------------------------------------------------ */
@@ -297,6 +307,11 @@ static int start_plain_only(web_server_t *s, char *err, size_t errlen)
         util_set_err(err, errlen, "webhook: listen, cert_file and key_file are required");
         return -1;
     }
+    if (s->opts.plain_tls) {
+        util_set_err(err, errlen,
+                     "webhook: TLS on the plain listener needs cert_file and key_file");
+        return -1;
+    }
     if (s->plain.fd >= 0) {
         util_set_err(err, errlen, "webhook: already started");
         return -1;
@@ -359,6 +374,7 @@ void web_server_free(web_server_t *s)
     ev_timer_stop(s->loop, &s->accept_pause);
     ev_timer_stop(s->loop, &s->reload_timer);
     SSL_CTX_free(s->ctx);
+    SSL_CTX_free(s->ctx_open);
     for (int i = 0; i < s->nroutes; i++) {
         free(s->routes[i].method);
         free(s->routes[i].path);

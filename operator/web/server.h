@@ -42,7 +42,8 @@
  *
  * Routes: the caller adds its handlers with web_server_route(); the server
  * itself answers /healthz (200 "ok"), /readyz (200 when opts.ready returns
- * true, else 503) and /metrics (metrics_render()). An unknown path gets
+ * true, else 503) and /metrics (metrics_render(), after opts.metrics_guard
+ * when one is set). An unknown path gets
  * 404, a known path with another method 405, and a route flagged
  * WEB_ROUTE_JSON refuses a body whose Content-Type is not
  * application/json with 415. On the plain listener only routes flagged
@@ -86,9 +87,17 @@ typedef struct web_server_opts {
      * one through its admission configuration); reloaded with the pair.
      * NULL or "": no client certificate is asked for. */
     const char *client_ca_file;
-    /* A plain HTTP listener for /healthz, /readyz and /metrics; NULL or ""
-     * for none. */
+    /* A second listener for /healthz, /readyz and /metrics (and routes
+     * flagged WEB_ROUTE_PLAIN); NULL or "" for none. Plain HTTP, unless
+     * plain_tls: then TLS with the same certificate pair, asking no client
+     * certificate (for a /metrics that takes bearer tokens). */
     const char *plain_listen;
+    bool plain_tls;
+    /* Set, every /metrics request (on either listener) goes to the guard,
+     * which answers it, now or later, with web_respond_metrics() or a
+     * refusal. NULL: /metrics is answered at once. */
+    web_handler_fn metrics_guard;
+    void *metrics_guard_ud;
     web_ready_fn ready; /* NULL: always ready */
     void *ready_ud;
     /* Limits; 0 takes the default in brackets. */
@@ -165,6 +174,8 @@ const char *web_request_query(const web_request_t *req); /* "" when none */
 const char *web_request_content_type(const web_request_t *req);
 const char *web_request_body(const web_request_t *req, size_t *len);
 const char *web_request_peer(const web_request_t *req); /* "ip:port" */
+/* The Authorization header's value, "" when none. Wiped when req is freed. */
+const char *web_request_authorization(const web_request_t *req);
 
 /* Whether the client went away (or the handler timed out): an answer will
  * not reach anyone, but web_respond() must still be called to free req. */
@@ -176,6 +187,14 @@ bool web_request_gone(const web_request_t *req);
  * loop, even after web_server_free(). */
 void web_respond(web_request_t *req, int status, const char *content_type, const char *body,
                  size_t len);
+
+/* web_respond() with extra header lines (each ending in "\r\n"; NULL for
+ * none), such as "WWW-Authenticate: Bearer\r\n". */
+void web_respond_headers(web_request_t *req, int status, const char *content_type,
+                         const char *headers, const char *body, size_t len);
+
+/* Answers req with the rendered metrics (200, the Prometheus text format). */
+void web_respond_metrics(web_request_t *req);
 
 /* web_respond() with a text/plain body: text and a newline. */
 void web_respond_text(web_request_t *req, int status, const char *text);

@@ -54,6 +54,9 @@ static void conn_reset_request(web_conn_t *c)
     c->ct_len = 0;
     c->expect[0] = '\0';
     c->expect_len = 0;
+    if (c->authorization.data)
+        OPENSSL_cleanse(c->authorization.data, c->authorization.len);
+    buf_reset(&c->authorization);
     c->keep_alive = false;
     c->observe = true;
     c->err_status = 0;
@@ -77,6 +80,7 @@ web_conn_t *web__conn_alloc(web_server_t *s, int fd, bool plain)
     buf_init(&c->body, s->opts.max_body);
     buf_init(&c->stash, STASH_MAX);
     buf_init(&c->out, OUT_MAX);
+    buf_init(&c->authorization, s->opts.max_header);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     conn_reset_request(c);
@@ -142,6 +146,7 @@ void web__conn_destroy(web_conn_t *c)
     buf_free(&c->body);
     buf_free(&c->stash);
     buf_free(&c->out);
+    buf_free(&c->authorization);
     free(c);
 }
 
@@ -187,8 +192,8 @@ static void conn_accepted(listener_t *l, int fd, const char *addr, const char *p
     c->io.data = c;
     ev_init(&c->timer, on_conn_timer);
     c->timer.data = c;
-    if (!plain) {
-        c->ssl = SSL_new(s->ctx);
+    if (!plain || s->opts.plain_tls) {
+        c->ssl = SSL_new(plain ? s->ctx_open : s->ctx);
         if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
             ERR_clear_error();
             web__conn_destroy(c);
@@ -346,6 +351,8 @@ static int header_kind(const web_conn_t *c)
         return HDR_CONTENT_TYPE;
     if (c->hname_len == 6 && strncasecmp(c->hname, "expect", 6) == 0)
         return HDR_EXPECT;
+    if (c->hname_len == 13 && strncasecmp(c->hname, "authorization", 13) == 0)
+        return HDR_AUTHORIZATION;
     return HDR_NONE;
 }
 
@@ -386,11 +393,15 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
             c->ct_len = 0;
         else if (c->hkind == HDR_EXPECT)
             c->expect_len = 0;
+        else if (c->hkind == HDR_AUTHORIZATION)
+            buf_reset(&c->authorization);
     }
     if (c->hkind == HDR_CONTENT_TYPE)
         keep_value(c->content_type, sizeof(c->content_type), &c->ct_len, at, len);
     else if (c->hkind == HDR_EXPECT)
         keep_value(c->expect, sizeof(c->expect), &c->expect_len, at, len);
+    else if (c->hkind == HDR_AUTHORIZATION && buf_append(&c->authorization, at, len) < 0)
+        return refuse(c, 431, "request header fields too large");
     return 0;
 }
 
@@ -558,7 +569,7 @@ static int conn_handshake(web_conn_t *c)
     ERR_clear_error();
     r = SSL_do_handshake(c->ssl);
     if (r != 1) {
-        if (c->srv->opts.client_ca_file && SSL_get_error(c->ssl, r) == SSL_ERROR_SSL)
+        if (c->srv->opts.client_ca_file && !c->plain && SSL_get_error(c->ssl, r) == SSL_ERROR_SSL)
             note_client_cert_refused(c);
         return ssl_fail(c, r, "handshake");
     }

@@ -50,7 +50,7 @@ typedef enum conn_state {
 enum { IO_PROGRESS, IO_AGAIN, IO_CLOSE };
 
 /* Which header value is being collected. */
-enum { HDR_NONE, HDR_CONTENT_TYPE, HDR_EXPECT };
+enum { HDR_NONE, HDR_CONTENT_TYPE, HDR_EXPECT, HDR_AUTHORIZATION };
 
 typedef struct route {
     char *method;
@@ -114,6 +114,7 @@ struct web_conn {
     size_t ct_len;
     char expect[16];
     size_t expect_len;
+    buf_t authorization; /* the Authorization header's value; capped by max_header */
     bool keep_alive;
     bool observe;
     int err_status; /* set by a parser callback that refused the request */
@@ -137,6 +138,7 @@ struct web_request {
     char content_type[CONTENT_TYPE_MAX];
     char *body;
     size_t body_len;
+    char *authorization; /* "" when none */
     char peer[64];
 };
 
@@ -148,6 +150,7 @@ struct web_server {
     ev_timer accept_pause;
     ev_timer reload_timer;
     SSL_CTX *ctx;
+    SSL_CTX *ctx_open;                /* the same pair, no client certificate asked (plain_tls) */
     file_id_t cert_id, key_id, ca_id; /* ca_id: of the client CA file, when set */
     bool files_missing_logged;
     route_t *routes;

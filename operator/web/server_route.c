@@ -11,6 +11,7 @@
 #include "util/log.h"
 #include "web/server_int.h"
 
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,10 +156,13 @@ static web_request_t *request_new(web_conn_t *c, const char *path, const char *q
     req->path = strdup(path);
     req->query = strdup(query);
     req->body = buf_steal(&c->body);
-    if (!req->path || !req->query || !req->body) {
+    req->authorization =
+        strndup(c->authorization.data ? c->authorization.data : "", c->authorization.len);
+    if (!req->path || !req->query || !req->body || !req->authorization) {
         free(req->path);
         free(req->query);
         free(req->body);
+        free(req->authorization);
         free(req);
         return NULL;
     }
@@ -249,6 +253,11 @@ const char *web_request_peer(const web_request_t *req)
     return req->peer;
 }
 
+const char *web_request_authorization(const web_request_t *req)
+{
+    return req->authorization;
+}
+
 bool web_request_gone(const web_request_t *req)
 {
     return req->conn == NULL;
@@ -259,22 +268,32 @@ static void request_free(web_request_t *req)
     free(req->path);
     free(req->query);
     free(req->body);
+    if (req->authorization)
+        OPENSSL_cleanse(req->authorization, strlen(req->authorization));
+    free(req->authorization);
     free(req);
 }
 
-void web_respond(web_request_t *req, int status, const char *content_type, const char *body,
-                 size_t len)
+void web_respond_headers(web_request_t *req, int status, const char *content_type,
+                         const char *headers, const char *body, size_t len)
 {
     web_conn_t *c = req->conn;
 
     if (c) {
         c->pending = NULL;
         c->observe = req->hist != NULL;
-        conn_queue(c, status, content_type, body ? body : "", body ? len : 0, "");
+        conn_queue(c, status, content_type, body ? body : "", body ? len : 0,
+                   headers ? headers : "");
         if (!c->dispatching)
             web__conn_update_io(c); /* the loop writes it: no I/O from the caller's stack */
     }
     request_free(req);
+}
+
+void web_respond(web_request_t *req, int status, const char *content_type, const char *body,
+                 size_t len)
+{
+    web_respond_headers(req, status, content_type, NULL, body, len);
 }
 
 void web_respond_text(web_request_t *req, int status, const char *text)

@@ -269,7 +269,7 @@ int web__cert_load(web_server_t *s, char *err, size_t errlen)
 {
     file_id_t c1, k1, a1, c2, k2, a2;
     buf_t cert, key, ca;
-    SSL_CTX *ctx = NULL;
+    SSL_CTX *ctx = NULL, *open = NULL;
     const char *ca_file = s->opts.client_ca_file;
     int rc = -1;
 
@@ -295,8 +295,19 @@ int web__cert_load(web_server_t *s, char *err, size_t errlen)
     ctx = ctx_build(&s->opts, &cert, &key, ca_file ? &ca : NULL, err, errlen);
     if (!ctx)
         goto out_record;
+    if (s->opts.plain_tls) { /* the second listener asks for no client certificate */
+        open = ca_file ? ctx_build(&s->opts, &cert, &key, NULL, err, errlen) : ctx;
+        if (!open) {
+            SSL_CTX_free(ctx);
+            goto out_record;
+        }
+        if (open == ctx)
+            SSL_CTX_up_ref(ctx);
+    }
     SSL_CTX_free(s->ctx); /* open connections hold their own reference */
+    SSL_CTX_free(s->ctx_open);
     s->ctx = ctx;
+    s->ctx_open = open;
     rc = 0;
 out_record:
     s->cert_id = c1;

@@ -1583,3 +1583,77 @@ Test(server, feed_parses_byte_by_byte_and_pipelined)
               out.data);
     buf_free(&out);
 }
+
+/* A metrics guard that lets "Bearer good" through and records what it saw. */
+static char guard_saw[128];
+static int guard_calls;
+
+static void test_guard(web_request_t *req, void *ud)
+{
+    (void)ud;
+    guard_calls++;
+    snprintf(guard_saw, sizeof(guard_saw), "%s", web_request_authorization(req));
+    if (strcmp(web_request_authorization(req), "Bearer good") == 0)
+        web_respond_metrics(req);
+    else
+        web_respond_headers(req, 401, NULL, "WWW-Authenticate: Bearer\r\n", "no\n", 3);
+}
+
+/* plain_tls: the second listener speaks TLS (and asks for no client
+ * certificate even when the webhook's listener does); the metrics guard
+ * sees the Authorization header and decides /metrics on both listeners,
+ * while the probes stay open. */
+Test(server, a_tls_metrics_listener_with_a_guard)
+{
+    char ca[300], ca_key[300];
+
+    snprintf(ca, sizeof(ca), "%s/client.crt", dir);
+    snprintf(ca_key, sizeof(ca_key), "%s/client.key", dir);
+    cr_assert_eq(testcert_write(ca, ca_key, 7), 0);
+    web_server_opts_t o = test_opts();
+    o.plain_listen = "127.0.0.1:0";
+    o.plain_tls = true;
+    o.client_ca_file = ca;
+    o.metrics_guard = test_guard;
+    start(&o);
+
+    exchange_t *x = calloc(1, sizeof(*x));
+    x->port = web_server_plain_port(srv);
+    x->reqs[0] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    x->reqs[1] = "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer bad\r\n\r\n";
+    x->reqs[2] = "GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization:  Bearer good\r\n\r\n";
+    x->reqs[3] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    x->nreqs = 4;
+    run_client(do_exchange, x); /* TLS, no client certificate */
+    cr_assert(x->opened, "TLS on the metrics listener without a client certificate");
+    cr_assert_eq(x->nresps, 4);
+    cr_expect_eq(x->resps[0].status, 401);
+    cr_expect(strstr(x->resps[0].head, "WWW-Authenticate: Bearer") != NULL, "%s", x->resps[0].head);
+    cr_expect_eq(x->resps[1].status, 401);
+    cr_expect_eq(x->resps[2].status, 200);
+    cr_expect(strstr(x->resps[2].body, "vmdrain_webhook_request_duration_seconds") != NULL);
+    cr_expect_eq(x->resps[3].status, 200, "the probes need no token");
+    cr_expect_eq(guard_calls, 3);
+    cr_expect_str_eq(guard_saw, "Bearer good", "the value, leading spaces dropped");
+    free(x);
+    x = calloc(1, sizeof(*x));
+    x->port = web_server_plain_port(srv);
+    x->plain = true;
+    x->reqs[0] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    x->nreqs = 1;
+    run_client(do_exchange, x);
+    cr_expect_eq(x->nresps, 0, "plain HTTP on the TLS metrics listener gets no HTTP answer");
+    free(x);
+}
+
+/* plain_tls needs the certificate pair. */
+Test(server, a_tls_metrics_listener_needs_the_pair)
+{
+    char err[512] = "";
+    web_server_opts_t o = {.plain_listen = "127.0.0.1:0", .plain_tls = true};
+
+    srv = web_server_new(loop, &o);
+    cr_assert_not_null(srv);
+    cr_expect_eq(web_server_start(srv, err, sizeof(err)), -1);
+    cr_expect(strstr(err, "cert_file and key_file") != NULL, "%s", err);
+}
