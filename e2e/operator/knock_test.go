@@ -39,7 +39,7 @@ func TestForgedReviewMovesOnlyFromCordonedNodes(t *testing.T) {
 
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	forge := func(node string) {
+	forge := func(node string) string {
 		pods := launchers(t, b, ns, node)
 		if len(pods) != 1 {
 			t.Fatalf("launchers on %s: %v, want one", node, pods)
@@ -53,9 +53,21 @@ func TestForgedReviewMovesOnlyFromCordonedNodes(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		t.Logf("forged review of %s on %s: %d %s", name, node, resp.StatusCode, body)
+		return string(body)
 	}
-	forge(n[0])
-	forge(n[1])
+	// the answers say what happens: a wait for the cordon, a queued migration
+	if body := forge(n[0]); !strings.Contains(body, "waits for node "+n[0]+" to be cordoned") {
+		t.Errorf("the review on the uncordoned node was not told it waits for a cordon: %s", body)
+	}
+	// (the cordon may reach vmdrain's cache a moment after kubectl returned)
+	body := forge(n[1])
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(body, "migration queued") && time.Now().Before(end); {
+		time.Sleep(250 * time.Millisecond)
+		body = forge(n[1])
+	}
+	if !strings.Contains(body, "migration queued") {
+		t.Errorf("the review on the cordoned node was not told its migration is queued: %s", body)
+	}
 
 	err := bed.Eventually(context.Background(), 90*time.Second, func(ctx context.Context) (bool, error) {
 		return vmiNode(t, b, ns, "shut") != n[1], nil

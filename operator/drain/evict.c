@@ -123,6 +123,10 @@ static void decide(drain_controller_t *c, const drain_evict_req_t *rq, const cha
     in.default_strategy = c->cfg.eviction_strategy;
     in.live_migration_gate = c->cfg.live_migration_enabled;
     in.evacuate_external = c->cfg.evacuate_external;
+    if (vmi && c->nodes) {
+        const kube_node_t *node = kube_obj_as_node(informer_get(c->nodes, vmi->node_name));
+        in.node_uncordoned = node && !node->unschedulable;
+    }
     drain_eviction_decide(rq, &in, &res);
     if (res.decision == DRAIN_EVICT_NEED_LOOKUP) /* cannot happen after a lookup */
         drain_eviction_not_ready(rq, "could not look the pod up", &res);

@@ -147,12 +147,21 @@ static void decide_no_pod(const drain_evict_req_t *req, const drain_evict_input_
         decide_as(out, DRAIN_EVICT_ALLOW_NO_POD, 0, "pod %s/%s not found", req->ns, req->name);
 }
 
-/* The migrate branch shared by LiveMigrate and LiveMigrateIfPossible. */
-static void decide_migrate(const char *vkey, bool in_progress, drain_evict_result_t *out)
+/* The migrate branch shared by LiveMigrate and LiveMigrateIfPossible. A
+ * migration is queued only from a cordoned node: on one the cache shows
+ * uncordoned the request waits for the cordon, and the message says so. */
+static void decide_migrate(const drain_evict_input_t *in, const char *vkey, bool in_progress,
+                           drain_evict_result_t *out)
 {
-    decide_as(out, DRAIN_EVICT_DENY_MIGRATE, DRAIN_EVICT_EFFECT_MARK | DRAIN_EVICT_EFFECT_QUEUE,
-              "Eviction triggered evacuation of VMI %s: migration %s", vkey,
-              in_progress ? "in progress" : "queued");
+    if (!in_progress && in->node_uncordoned)
+        decide_as(out, DRAIN_EVICT_DENY_MIGRATE, DRAIN_EVICT_EFFECT_MARK | DRAIN_EVICT_EFFECT_QUEUE,
+                  "Eviction of VMI %s waits for node %s to be cordoned: vmdrain migrates VMIs "
+                  "only from cordoned nodes (kubectl drain cordons first)",
+                  vkey, in->vmi->node_name);
+    else
+        decide_as(out, DRAIN_EVICT_DENY_MIGRATE, DRAIN_EVICT_EFFECT_MARK | DRAIN_EVICT_EFFECT_QUEUE,
+                  "Eviction triggered evacuation of VMI %s: migration %s", vkey,
+                  in_progress ? "in progress" : "queued");
 }
 
 /* The strategy decides, for a launcher pod of a VMI on the pod's node. */
@@ -173,7 +182,7 @@ static void decide_strategy(const drain_evict_input_t *in, kube_eviction_strateg
         break;
     case KUBE_EVICTION_LIVE_MIGRATE:
         if (migrating || (migratable && in->live_migration_gate))
-            decide_migrate(vkey, migrating, out);
+            decide_migrate(in, vkey, migrating, out);
         else if (!in->live_migration_gate)
             decide_as(out, DRAIN_EVICT_DENY_GATE_OFF, DRAIN_EVICT_EFFECT_BLOCKED,
                       "VMI %s cannot be evacuated: the LiveMigration feature gate is off", vkey);
@@ -183,7 +192,7 @@ static void decide_strategy(const drain_evict_input_t *in, kube_eviction_strateg
         break;
     case KUBE_EVICTION_LIVE_MIGRATE_IF_POSSIBLE:
         if (migrating || (migratable && in->live_migration_gate))
-            decide_migrate(vkey, migrating, out);
+            decide_migrate(in, vkey, migrating, out);
         else
             decide_as(out, DRAIN_EVICT_ALLOW_IF_POSSIBLE, 0,
                       "VMI %s cannot be live-migrated (%s); eviction allowed by strategy "

@@ -86,6 +86,10 @@ typedef struct drain_evict_input {
     kube_eviction_strategy_t default_strategy; /* the cluster default; UNSET means None */
     bool live_migration_gate;                  /* "LiveMigration" in the feature gates */
     bool evacuate_external;                    /* External VMIs are vmdrain's to migrate */
+    /* The VMI's node is cached and not cordoned: nothing is queued until it
+     * is (the cordon may reach the cache just after kubectl's first
+     * eviction), which the message tells. */
+    bool node_uncordoned;
 } drain_evict_input_t;
 
 /* The answer. */

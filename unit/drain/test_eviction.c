@@ -295,6 +295,16 @@ Test(eviction, live_migrate_denies_marks_and_queues)
     cr_expect_eq(r.wanted_effects, r.effects);
     cr_expect_str_eq(r.node, "node-1");
     cr_expect_str_eq(r.label, "migrate");
+
+    /* on a node the cache shows uncordoned nothing is queued yet: the
+     * message says what it waits for, the request is kept as before */
+    in.node_uncordoned = true;
+    r = decide(&in);
+    cr_expect_eq(r.decision, DRAIN_EVICT_DENY_MIGRATE);
+    cr_expect_str_eq(r.message, "Eviction of VMI default/vm-a waits for node node-1 to be "
+                                "cordoned: vmdrain migrates VMIs only from cordoned nodes "
+                                "(kubectl drain cordons first)");
+    cr_expect_eq(r.effects, DRAIN_EVICT_EFFECT_MARK | DRAIN_EVICT_EFFECT_QUEUE);
 }
 
 Test(eviction, live_migrate_with_a_migration_in_flight_says_in_progress)
