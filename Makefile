@@ -7,7 +7,7 @@
 #   make valgrind-unit  the same tests under valgrind
 #   make lint       clang-format check and cppcheck
 #   make e2e        end-to-end tests on a real kube-apiserver (e2e/bed.sh)
-#   make valgrind-e2e  eleven of them with vmdrain under valgrind
+#   make valgrind-e2e  twelve of them with vmdrain under valgrind
 #   make bench      benchmarks: pacing, decoding
 #   make test       everything CI runs
 #   make deps       system packages (other targets call it when needed)
@@ -143,7 +143,7 @@ e2e: bin/vmdrain bin/kubectl-vmdrain
 # vmdrain under valgrind in the end-to-end tests that cover the most of the
 # controller and the webhook, in the fast mode (the simulator plays KubeVirt);
 # a leak or memory error fails the test
-VALGRIND_E2E := TestTaintDrainMixedStrategies|TestNodeDrainDrainsTheNode|TestNodeDrainRecordsTaintDrain|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried|TestKubeVirtCRIsASource
+VALGRIND_E2E := TestTaintDrainMixedStrategies|TestNodeDrainDrainsTheNode|TestNodeDrainRecordsTaintDrain|TestTaintRemovedMidDrainCancels|TestConfigEditTakesEffect|TestWebhookKubectlDrain|TestRetryAlwaysFailingVMIEndsFailed|TestChartInstallAndRBAC|TestAdoptsKubeVirtsEvacuationMigration|TestTimeoutStuckTargetIsAbortedAndRetried|TestKubeVirtCRIsASource|TestMetricsAuth
 .PHONY: valgrind-e2e
 valgrind-e2e: bin/vmdrain
 	VMDRAIN_KUBEVIRT=sim VMDRAIN_VALGRIND=1 VMDRAIN_E2E_RUN='$(VALGRIND_E2E)' bash scripts/e2e.sh
