@@ -8,7 +8,8 @@ export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=local
 root=$PWD
 
 bash e2e/bed.sh build >&2
-# VMDRAIN_E2E_RUN=REGEX runs only those end-to-end tests (no smoke suite)
+# VMDRAIN_E2E_RUN=REGEX runs only those end-to-end tests (no smoke suite);
+# VMDRAIN_BIN=PATH tests that vmdrain binary instead of bin/vmdrain
 run=${VMDRAIN_E2E_RUN:-}
 
 # the image TestChartImageInCluster and the HA tests run with docker, built
@@ -37,5 +38,5 @@ export VMDRAIN_BED=operator-$$
 trap 'bash "$root/e2e/bed.sh" down >/dev/null 2>&1 || true' EXIT
 bash e2e/bed.sh up >/dev/null
 cd e2e
-VMDRAIN_BIN=$root/bin/vmdrain go test -count=1 -timeout "${VMDRAIN_E2E_TIMEOUT:-45m}" -v -run "${run:-.}" ./operator/ 2>&1 |
+VMDRAIN_BIN=${VMDRAIN_BIN:-$root/bin/vmdrain} go test -count=1 -timeout "${VMDRAIN_E2E_TIMEOUT:-45m}" -v -run "${run:-.}" ./operator/ 2>&1 |
     grep -v 'msg="api request done"'
