@@ -164,9 +164,14 @@ func chartInstall(t *testing.T, b *bed.Bed, url, san string, more ...string) (*c
 // chartToken returns a fresh token of the chart's service account.
 func chartToken(t *testing.T, b *bed.Bed) string {
 	t.Helper()
-	expiry := int64(7200)
-	tr, err := b.Kube.CoreV1().ServiceAccounts(chartNS).CreateToken(context.Background(), chartSA,
-		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	return tokenOf(t, b, chartNS, chartSA, 7200)
+}
+
+// tokenOf returns a token of service account ns/name, valid for seconds.
+func tokenOf(t *testing.T, b *bed.Bed, ns, name string, seconds int64) string {
+	t.Helper()
+	tr, err := b.Kube.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), name,
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &seconds}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -378,13 +377,7 @@ func serviceAccount(t *testing.T, b *bed.Bed, ns, name string, canListPods bool)
 			t.Fatal(err)
 		}
 	}
-	exp := int64(3600)
-	tr, err := b.Kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name,
-		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr.Status.Token
+	return tokenOf(t, b, ns, name, 3600)
 }
 
 // tokenKubeconfig writes a kubeconfig that authenticates with tokenFile.

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,13 +31,7 @@ func saToken(t *testing.T, b *bed.Bed, name string) string {
 	t.Cleanup(func() {
 		_ = b.Kube.CoreV1().ServiceAccounts(chartNS).Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
-	expiry := int64(3600)
-	tr, err := b.Kube.CoreV1().ServiceAccounts(chartNS).CreateToken(ctx, name,
-		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr.Status.Token
+	return tokenOf(t, b, chartNS, name, 3600)
 }
 
 // getWithToken GETs url with the bearer token (none when ""); status and body.
