@@ -3,6 +3,7 @@
  * by main.c, the subcommands and the kubectl plugin.
  */
 #include "cmd/cluster.h"
+#include "util/num.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -54,6 +55,17 @@ int cmd_parse_bool_flag(const char *flag, const char *arg, bool *out)
         fprintf(stderr, "vmdrain: %s wants true or false, not '%s'\n", flag, arg);
         return -1;
     }
+    return 0;
+}
+
+int cmd_parse_duration_flag(const char *flag, const char *arg, bool zero_ok, double *out)
+{
+    double v;
+    if (num_parse_duration(arg, &v) < 0 || v < 0 || (v == 0 && !zero_ok)) {
+        fprintf(stderr, "vmdrain: %s wants a duration such as 30s, not '%s'\n", flag, arg);
+        return -1;
+    }
+    *out = v;
     return 0;
 }
 

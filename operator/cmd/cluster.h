@@ -38,6 +38,11 @@ int cmd_parse_object_ref(const char *flag, const char *arg, char *ns, char *name
  * flag. */
 int cmd_parse_bool_flag(const char *flag, const char *arg, bool *out);
 
+/* Parses a duration flag's value ("30s", "1.5m": util/num) into *out
+ * seconds, more than 0 unless zero_ok. Returns 0, or -1 with a message
+ * printed that names flag. */
+int cmd_parse_duration_flag(const char *flag, const char *arg, bool zero_ok, double *out);
+
 /* Frees what cmd_cluster_load() loaded. */
 void cmd_cluster_free(cmd_cluster_t *c);
 

@@ -6,22 +6,35 @@
 #include "cmd/webhook.h"
 #include "drain/controller.h"
 #include "web/admission.h"
+#include "util/strutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+
+#define WEBHOOK_WARNING_MAX 1024
 
 /* An AdmissionReview waiting for the engine's answer. */
 typedef struct webhook_call {
     web_request_t *req;
     char uid[129];
+    bool dry_run;
 } webhook_call_t;
 
+/* A dry run's answer also travels as a warning, which the API server hands
+ * to the client (kubectl drain --dry-run=server prints it; `vmdrain check`
+ * looks for it): what vmdrain would have answered, allowed or not. */
 static void on_answer(void *ud, const drain_evict_result_t *res)
 {
     webhook_call_t *call = ud;
+    char warning[WEBHOOK_WARNING_MAX];
     admission_response_t r = {
         .allowed = res->allowed, .code = res->code, .reason = res->reason, .message = res->message};
 
+    if (call->dry_run) {
+        util_set_err(warning, sizeof(warning), "%s %s: %s", WEBHOOK_DRY_RUN_WARNING,
+                     res->allowed ? "allowed" : "denied", res->message);
+        r.warning = warning;
+    }
     admission_respond(call->req, call->uid, &r);
     free(call);
 }
@@ -46,6 +59,7 @@ void cmd_webhook_eviction(web_request_t *req, void *ud)
     }
     call->req = req;
     snprintf(call->uid, sizeof(call->uid), "%s", rq.uid);
+    call->dry_run = rq.dry_run;
     drain_evict_req_t er = {.ns = rq.ns, .name = rq.name, .dry_run = rq.dry_run};
     drain_controller_evict(c, &er, rq.username, on_answer, call);
 }

@@ -15,4 +15,8 @@
  * review, else the AdmissionReview response to the engine's decision. */
 void cmd_webhook_eviction(web_request_t *req, void *ud);
 
+/* How the answer to a dry-run review begins, in the warning it carries:
+ * "vmdrain (dry run) allowed: MESSAGE" or "... denied: MESSAGE". */
+#define WEBHOOK_DRY_RUN_WARNING "vmdrain (dry run)"
+
 #endif

@@ -162,6 +162,7 @@ static void req_free(kube_req_t *r)
         curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
     buf_free(&r->body_buf);
+    free(r->warnings);
     free(r->method);
     free(r->path);
     free(r->verb);
@@ -254,6 +255,7 @@ static void req_dispatch(kube_req_t *r)
         http_reload(h, "401");
     }
     log_debug("api request done", "method", r->method, "path", r->path, "error", res.error);
+    res.warnings = r->warnings;
     r->state = REQ_DISPATCHING;
     r->on_done(r->ud, &res);
 }

@@ -68,9 +68,14 @@ typedef struct kube_result {
                             is no on_data, the (capped) body of a non-2xx
                             response; NUL-terminated; NULL otherwise */
     size_t body_len;
-    bool cancelled; /* ended by kube_http_free(): status 0, error ends
-                       with KUBE_HTTP_CANCELLED_TEXT */
+    bool cancelled;       /* ended by kube_http_free(): status 0, error ends
+                             with KUBE_HTTP_CANCELLED_TEXT */
+    const char *warnings; /* the texts of the response's Warning headers
+                             (what admission webhooks warned), one per line,
+                             at most KUBE_HTTP_WARNINGS_MAX bytes; NULL when none */
 } kube_result_t;
+
+#define KUBE_HTTP_WARNINGS_MAX 4096
 
 /* The end of kube_result_t.error for a request ended by kube_http_free(). */
 #define KUBE_HTTP_CANCELLED_TEXT "cancelled: the API client is shutting down"

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #ifndef VMDRAIN_VERSION
 #define VMDRAIN_VERSION "dev"
@@ -24,8 +25,46 @@
 
 /* ---- per-request libcurl callbacks ------------------------------------- */
 
-/* CURLOPT_HEADERFUNCTION: notes activity, and at the end of the final
- * header block records the status and counts the request. */
+/* Keeps the text of a "Warning:" header line (a new status line drops
+ * those of an interim response), at most KUBE_HTTP_WARNINGS_MAX bytes. */
+static void note_warning(kube_req_t *r, const char *data, size_t len)
+{
+    static const char name[] = "warning:";
+    if (len > 5 && memcmp(data, "HTTP/", 5) == 0) {
+        free(r->warnings);
+        r->warnings = NULL;
+        return;
+    }
+    if (len <= sizeof(name) - 1 || strncasecmp(data, name, sizeof(name) - 1) != 0)
+        return;
+    const char *v = data + sizeof(name) - 1;
+    const char *end = data + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    /* 299 - "text": the text (the quotes of RFC 7234's warn-text off) */
+    const char *q = memchr(v, '"', (size_t)(end - v));
+    if (q && end - q >= 2 && end[-1] == '"') {
+        v = q + 1;
+        end--;
+    }
+    size_t old = r->warnings ? strlen(r->warnings) : 0;
+    size_t add = (size_t)(end - v);
+    if (add == 0 || old + add + 2 > KUBE_HTTP_WARNINGS_MAX)
+        return;
+    char *w = realloc(r->warnings, old + add + 2);
+    if (!w)
+        return;
+    if (old)
+        w[old++] = '\n';
+    memcpy(w + old, v, add);
+    w[old + add] = '\0';
+    r->warnings = w;
+}
+
+/* CURLOPT_HEADERFUNCTION: notes activity and warnings, and at the end of
+ * the final header block records the status and counts the request. */
 static size_t on_curl_header(const char *data, size_t size, size_t n, void *ud)
 {
     kube_req_t *r = ud;
@@ -33,6 +72,7 @@ static size_t on_curl_header(const char *data, size_t size, size_t n, void *ud)
     if (r->state != REQ_RUNNING)
         return 0;
     r->activity = ev_now(r->h->loop);
+    note_warning(r, data, len);
     bool blank = (len == 2 && data[0] == '\r') || (len == 1 && data[0] == '\n');
     if (!blank || r->status)
         return len;

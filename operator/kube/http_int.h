@@ -65,6 +65,7 @@ struct kube_req {
     buf_t body_buf;     /* buffered 2xx body, or the non-2xx body */
     char *fail;         /* our own reason for failing, preferred over libcurl's */
     char *errtext;      /* composed for on_done */
+    char *warnings;     /* the response's Warning header values, one per line */
     ev_timer idle;      /* watch idle timeout */
     ev_tstamp activity; /* last byte seen */
     ev_tstamp start_at; /* REQ_WAITING: when the rate limit lets it go */

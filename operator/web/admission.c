@@ -248,6 +248,12 @@ static void gen_response(util_jgen_t *j, const char *uid, const admission_respon
     util_jgen_kv(j, "uid", uid);
     util_jgen_str(j, "allowed");
     util_jgen_bool(j, res->allowed);
+    if (res->warning) {
+        util_jgen_str(j, "warnings");
+        util_jgen_array_open(j);
+        util_jgen_str(j, res->warning);
+        util_jgen_array_close(j);
+    }
     if (res->allowed)
         return;
     util_jgen_str(j, "status");

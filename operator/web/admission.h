@@ -36,12 +36,14 @@ typedef struct admission_request {
 } admission_request_t;
 
 /* The answer to send: allowed, or denied with status {code, message,
- * reason}. Borrowed strings. */
+ * reason}, and a warning. Borrowed strings. */
 typedef struct admission_response {
     bool allowed;
     int code;            /* Status.code when denied (429, ...) */
     const char *reason;  /* Status.reason when denied ("TooManyRequests") */
     const char *message; /* Status.message when denied */
+    const char *warning; /* one entry of response.warnings (the API server
+                            passes it to the client as a Warning header), or NULL */
 } admission_response_t;
 
 /* Decodes an AdmissionReview (admission.k8s.io/v1) for a pods/eviction

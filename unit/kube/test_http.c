@@ -120,6 +120,7 @@ typedef struct outcome {
     char *error;
     char *reason;
     char *message;
+    char *warnings;
     long code;
     char *body; /* NULL when the result had none */
     size_t body_len;
@@ -158,6 +159,7 @@ static void on_done(void *ud, const kube_result_t *res)
     o->error = dup_or_null(res->error);
     o->reason = dup_or_null(res->reason);
     o->message = dup_or_null(res->message);
+    o->warnings = dup_or_null(res->warnings);
     o->code = res->code;
     if (res->body) {
         o->body = malloc(res->body_len + 1);
@@ -200,6 +202,7 @@ static void outcome_free(outcome_t *o)
     free(o->error);
     free(o->reason);
     free(o->message);
+    free(o->warnings);
     free(o->body);
     buf_free(&o->data);
 }
@@ -312,6 +315,27 @@ Test(http, get_buffers_the_body_and_sends_the_expected_headers)
     cr_expect_eq(o.calls, 1, "on_done exactly once");
     cr_expect_eq(kube_http_pending(h), 0);
     outcome_free(&o);
+}
+
+Test(http, warning_headers_reach_the_result)
+{
+    testserver_route_t *r = testserver_route(srv, "POST", "/api/v1/namespaces/ns/pods/", 404);
+    testserver_header(r, "Warning", "299 - \"vmdrain (dry run) allowed: pod ns/p not found\"");
+    testserver_header(r, "warning", "299 - \"second\"");
+    testserver_json(r, "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"code\":404}");
+    testserver_json(testserver_route(srv, "GET", "/api/v1/nodes", 200), "{}");
+    outcome_t o = {0}, plain = {0};
+    start((kube_req_opts_t){.method = "POST", .path = "/api/v1/namespaces/ns/pods/p/eviction"}, &o,
+          false);
+    cr_assert(run_until(&o.done, 10));
+    cr_expect_eq(o.status, 404);
+    cr_assert_not_null(o.warnings);
+    cr_expect_str_eq(o.warnings, "vmdrain (dry run) allowed: pod ns/p not found\nsecond");
+    start((kube_req_opts_t){.path = "/api/v1/nodes"}, &plain, false);
+    cr_assert(run_until(&plain.done, 10));
+    cr_expect_null(plain.warnings, "a response without Warning headers has none");
+    outcome_free(&o);
+    outcome_free(&plain);
 }
 
 Test(http, body_is_copied_and_sent_with_method_and_content_type)

@@ -215,6 +215,28 @@ Test(admission, encodes_a_denial_with_status)
     buf_free(&out);
 }
 
+Test(admission, encodes_a_warning_allowed_or_denied)
+{
+    admission_response_t r = {.allowed = true,
+                              .warning = "vmdrain (dry run) allowed: pod a/b not found"};
+    buf_t out;
+    buf_init(&out, 1 << 16);
+    cr_assert_eq(admission_encode("u", &r, &out), 0);
+    cr_expect_str_eq(out.data,
+                     "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                     "\"response\":{\"uid\":\"u\",\"allowed\":true,\"warnings\":["
+                     "\"vmdrain (dry run) allowed: pod a/b not found\"]}}");
+    buf_reset(&out);
+    r = (admission_response_t){
+        .allowed = false, .code = 429, .reason = "TooManyRequests", .message = "m", .warning = "w"};
+    cr_assert_eq(admission_encode("u", &r, &out), 0);
+    cr_expect_str_eq(
+        out.data, "{\"apiVersion\":\"admission.k8s.io/v1\",\"kind\":\"AdmissionReview\","
+                  "\"response\":{\"uid\":\"u\",\"allowed\":false,\"warnings\":[\"w\"],"
+                  "\"status\":{\"code\":429,\"message\":\"m\",\"reason\":\"TooManyRequests\"}}}");
+    buf_free(&out);
+}
+
 Test(admission, encodes_an_allowance_and_escapes_strings)
 {
     admission_response_t r = {0};
