@@ -206,18 +206,131 @@ static bool post_event(kube_http_t *h, const kube_obj_t *obj, const char *name, 
     return sent;
 }
 
+/* Aggregation, as Kubernetes' event recorder does it: an Event of the same
+ * object, type, reason and message as one posted less than
+ * EVENT_AGG_WINDOW ago is not posted again; the first one's count and
+ * lastTimestamp are patched instead. A table of EVENT_AGG_SLOTS entries,
+ * indexed by the hash: a collision only makes a new Event. */
+#define EVENT_AGG_SLOTS  256
+#define EVENT_AGG_WINDOW 600.0 /* seconds */
+
+typedef struct event_agg {
+    uint64_t key; /* 0: empty */
+    char ns[64];
+    char name[320];
+    long count;
+    double last; /* CLOCK_MONOTONIC seconds of the last occurrence */
+} event_agg_t;
+
+static event_agg_t event_aggs[EVENT_AGG_SLOTS];
+
+/* A patch of an aggregated Event in flight, and the Event to post instead
+ * when the first one is gone (Events expire after an hour). */
+typedef struct agg_patch {
+    kube_http_t *h;
+    size_t slot;
+    uint64_t key;
+    char ns[64];
+    char name[320];
+    char *json;
+} agg_patch_t;
+
+static double mono_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static uint64_t event_key(const kube_obj_t *obj, const char *type, const char *reason,
+                          const char *message)
+{
+    uint64_t hash = 14695981039346656037ULL; /* FNV-1a */
+    const char *parts[] = {obj->uid, "\n", obj->name, "\n", type, "\n", reason, "\n", message};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p; p++)
+            hash = (hash ^ *p) * 1099511628211ULL;
+    return hash ? hash : 1;
+}
+
+static void on_agg_patched(void *ud, const kube_result_t *res)
+{
+    agg_patch_t *a = ud;
+    if (res->status == 404 && a->json) {
+        buf_t path;
+        buf_init(&path, 1024);
+        buf_printf(&path, "/api/v1/namespaces/%s/events", a->ns);
+        send(a->h, "POST", "create", &path, "application/json", a->json, 0, NULL, NULL);
+        buf_free(&path);
+        event_agg_t *e = &event_aggs[a->slot];
+        if (e->key == a->key) {
+            snprintf(e->name, sizeof(e->name), "%s", a->name);
+            e->count = 1;
+        }
+        log_debug("the aggregated event is gone: posted a new one", "event", a->name);
+    }
+    free(a->json);
+    free(a);
+}
+
+/* Patches the count and lastTimestamp of the Event e stands for; json is
+ * the Event to post under name instead when that one is gone. */
+static void patch_aggregated(kube_http_t *h, size_t slot, const char *ts, char *json,
+                             const char *name)
+{
+    const event_agg_t *e = &event_aggs[slot];
+    agg_patch_t *a = calloc(1, sizeof(*a));
+    char body[160];
+    buf_t path;
+    if (!a) {
+        free(json);
+        return;
+    }
+    *a = (agg_patch_t){.h = h, .slot = slot, .key = e->key, .json = json};
+    snprintf(a->ns, sizeof(a->ns), "%s", e->ns);
+    snprintf(a->name, sizeof(a->name), "%s", name);
+    snprintf(body, sizeof(body), "{\"count\":%ld,\"lastTimestamp\":\"%s\"}", e->count, ts);
+    buf_init(&path, 1024);
+    buf_printf(&path, "/api/v1/namespaces/%s/events/%s", e->ns, e->name);
+    if (!send(h, "PATCH", "patch", &path, KUBE_MERGE_PATCH, body, 0, on_agg_patched, a)) {
+        free(a->json);
+        free(a);
+    }
+    buf_free(&path);
+}
+
 void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const char *reason,
                 const char *message)
 {
     static unsigned counter;
     struct timespec now;
-    char name[320];
+    char name[320], ts[TIME_RFC3339_MAX];
+    const char *ns = obj->ns[0] ? obj->ns : "default";
+    uint64_t key = event_key(obj, type, reason, message);
+    size_t slot = key % EVENT_AGG_SLOTS;
+    event_agg_t *e = &event_aggs[slot];
+    double mono = mono_now();
 
     clock_gettime(CLOCK_REALTIME, &now);
     snprintf(name, sizeof(name), "%.240s.%llx%04x", obj->name,
              (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec,
              counter++ & 0xffff);
-    post_event(h, obj, name, type, reason, message, 0, NULL, NULL);
+    if (e->key == key && mono - e->last < EVENT_AGG_WINDOW) {
+        e->count++;
+        e->last = mono;
+        time_format_rfc3339((vd_time_t){now.tv_sec, 0}, 0, ts, sizeof(ts));
+        char count[24];
+        snprintf(count, sizeof(count), "%ld", e->count);
+        log_info("event", "reason", reason, "object", obj->name, "type", type, "message", message,
+                 "count", count);
+        patch_aggregated(h, slot, ts, event_json(obj, ns, name, ts, type, reason, message), name);
+        return;
+    }
+    if (post_event(h, obj, name, type, reason, message, 0, NULL, NULL)) {
+        *e = (event_agg_t){.key = key, .count = 1, .last = mono};
+        snprintf(e->ns, sizeof(e->ns), "%s", ns);
+        snprintf(e->name, sizeof(e->name), "%s", name);
+    }
 }
 
 bool kube_event_once(kube_http_t *h, const kube_obj_t *obj, const char *key, const char *type,

@@ -40,7 +40,10 @@ kube_req_t *kube_delete(kube_http_t *h, const kube_resource_t *r, const char *ns
 
 /* Records a core/v1 Event about obj (source component "vmdrain"). Events
  * of cluster-scoped objects go to the "default" namespace, as kubectl
- * expects. Best effort: failures are logged, never retried. */
+ * expects. The same object, type, reason and message again within 10
+ * minutes patches the first Event's count and lastTimestamp instead of
+ * making another (a new one when that Event has expired), as Kubernetes'
+ * event recorder does. Best effort: failures are logged, never retried. */
 void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const char *reason,
                 const char *message);
 

@@ -101,6 +101,66 @@ Test(kube_writer, an_event_is_posted_as_one_json_document)
     free(pod);
 }
 
+/* The name the request's body gives the Event. */
+static void event_name_of(const testserver_request_t *q, char *out, size_t n)
+{
+    const char *p = strstr(q->body, "\"name\":\"");
+    cr_assert_not_null(p, "%s", q->body);
+    p += 8;
+    snprintf(out, n, "%.*s", (int)strcspn(p, "\""), p);
+}
+
+Test(kube_writer, an_event_again_patches_the_count_of_the_first)
+{
+    testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 201);
+    testserver_route(srv, "PATCH", "/api/v1/namespaces/vms/events/", 200);
+    kube_obj_t *pod = a_pod();
+    char first[320], path[400];
+    kube_event(http, pod, "Warning", "MigrationFailed", "m-1 failed");
+    cr_assert(run_until_requests(1));
+    event_name_of(testserver_request(srv, 0), first, sizeof(first));
+    kube_event(http, pod, "Warning", "MigrationFailed", "m-1 failed");
+    cr_assert(run_until_requests(2));
+    kube_event(http, pod, "Warning", "MigrationFailed", "m-1 failed");
+    cr_assert(run_until_requests(3));
+    kube_event(http, pod, "Warning", "MigrationFailed", "m-2 failed"); /* another message */
+    cr_assert(run_until_requests(4));
+    snprintf(path, sizeof(path), "/api/v1/namespaces/vms/events/%s", first);
+    for (int i = 1; i <= 2; i++) {
+        const testserver_request_t *q = testserver_request(srv, i);
+        char count[64];
+        snprintf(count, sizeof(count), "{\"count\":%d,\"lastTimestamp\":\"", i + 1);
+        cr_expect_str_eq(q->method, "PATCH");
+        cr_expect_str_eq(q->target, path);
+        cr_expect_str_eq(testserver_request_header(q, "Content-Type"), KUBE_MERGE_PATCH);
+        cr_expect(strncmp(q->body, count, strlen(count)) == 0, "%s", q->body);
+    }
+    cr_expect_str_eq(testserver_request(srv, 3)->method, "POST");
+    cr_expect_not_null(strstr(testserver_request(srv, 3)->body, "m-2 failed"));
+    free(pod);
+}
+
+Test(kube_writer, an_aggregated_event_that_expired_is_posted_anew)
+{
+    testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 201);
+    testserver_json(testserver_route(srv, "PATCH", "/api/v1/namespaces/vms/events/", 404),
+                    "{\"kind\":\"Status\",\"reason\":\"NotFound\",\"code\":404}");
+    kube_obj_t *pod = a_pod();
+    char first[320], second[320];
+    kube_event(http, pod, "Normal", "DrainStarted", "drain of n1 started");
+    cr_assert(run_until_requests(1));
+    kube_event(http, pod, "Normal", "DrainStarted", "drain of n1 started");
+    cr_assert(run_until_requests(3)); /* the PATCH (404), then a POST */
+    cr_expect_str_eq(testserver_request(srv, 1)->method, "PATCH");
+    const testserver_request_t *q = testserver_request(srv, 2);
+    cr_expect_str_eq(q->method, "POST");
+    event_name_of(testserver_request(srv, 0), first, sizeof(first));
+    event_name_of(q, second, sizeof(second));
+    cr_expect_str_neq(first, second);
+    cr_expect_not_null(strstr(q->body, "\"count\":1}"), "%s", q->body);
+    free(pod);
+}
+
 Test(kube_writer, an_event_that_cannot_be_encoded_is_logged_not_sent)
 {
     testserver_route(srv, "POST", "/api/v1/namespaces/vms/events", 201);
