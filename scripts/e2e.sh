@@ -15,7 +15,7 @@ run=${VMDRAIN_E2E_RUN:-}
 # the image TestChartImageInCluster and the HA tests run with docker, built
 # from this checkout
 needs_image=false
-for t in TestChartImageInCluster TestLeaderFailoverPartition TestLeaderKilledRepeatedly \
+for t in TestChartImageInCluster TestChartHelmTest TestLeaderFailoverPartition TestLeaderKilledRepeatedly \
     TestLeaderRollingUpdate; do
     [[ $t =~ $run ]] && needs_image=true
 done

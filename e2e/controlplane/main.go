@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -33,6 +34,11 @@ type tool struct {
 	module  string            // module path
 	pkgs    map[string]string // binary name → package path
 	ldflags func(version string) []string
+	// modflags are more ldflags read off the tool's go.mod (nil: none);
+	// stamp, when set, names a file written after a build with them, so
+	// that a cache built before they existed is built again.
+	modflags func(mod *goModFile) []string
+	stamp    string
 	// extra writes further files next to the binaries from the module's
 	// source directory; extraFiles names them for the cache check.
 	extra      func(t tool, version, modDir, dir string) error
@@ -102,7 +108,36 @@ var tools = map[string]tool{
 				"-X", "helm.sh/helm/v3/internal/version.gitTreeState=clean",
 			}
 		},
+		modflags: helmKubeLDFlags,
+		stamp:    ".kube-version",
 	},
+}
+
+// helmKubeLDFlags: the Kubernetes version helm assumes without a cluster
+// (helm template, helm lint), which helm's own release build derives from
+// its k8s.io/client-go requirement (v0.37 gives 1.37); without them helm
+// assumes 1.20 and refuses charts that need a newer kubeVersion.
+func helmKubeLDFlags(mod *goModFile) []string {
+	for _, r := range mod.Require {
+		if r.Path != "k8s.io/client-go" {
+			continue
+		}
+		parts := strings.Split(strings.TrimPrefix(r.Version, "v"), ".")
+		if len(parts) < 2 {
+			return nil
+		}
+		major, err := strconv.Atoi(parts[0])
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, pkg := range []string{"helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"} {
+			out = append(out, "-X", fmt.Sprintf("%s.k8sVersionMajor=%d", pkg, major+1),
+				"-X", fmt.Sprintf("%s.k8sVersionMinor=%s", pkg, parts[1]))
+		}
+		return out
+	}
+	return nil
 }
 
 func kubeLDFlags(v string) []string {
@@ -195,6 +230,11 @@ func extras(t tool, version, dir string) error {
 }
 
 func cached(dir string, t tool) bool {
+	if t.stamp != "" {
+		if _, err := os.Stat(filepath.Join(dir, t.stamp)); err != nil {
+			return false
+		}
+	}
 	for bin := range t.pkgs {
 		if !executable(filepath.Join(dir, bin)) {
 			return false
@@ -233,10 +273,14 @@ func build(t tool, version, dir string) error {
 	if err := writeWrapper(t, mod, version, work); err != nil {
 		return err
 	}
-	ldflags := strings.Join(append([]string{"-s", "-w"}, quote(t.ldflags(version))...), " ")
+	flags := t.ldflags(version)
+	if t.modflags != nil {
+		flags = append(flags, t.modflags(mod)...)
+	}
+	ldflags := strings.Join(append([]string{"-s", "-w"}, quote(flags)...), " ")
 	for _, bin := range sortedKeys(t.pkgs) {
 		pkg := t.pkgs[bin]
-		if executable(filepath.Join(dir, bin)) {
+		if t.stamp == "" && executable(filepath.Join(dir, bin)) {
 			continue // built before, by a builder that knew fewer binaries
 		}
 		binStart := time.Now()
@@ -254,6 +298,11 @@ func build(t tool, version, dir string) error {
 			return err
 		}
 		log.Printf("built %s %s in %s", bin, version, time.Since(binStart).Round(time.Second))
+	}
+	if t.stamp != "" {
+		if err := os.WriteFile(filepath.Join(dir, t.stamp), []byte(ldflags+"\n"), 0o644); err != nil {
+			return err
+		}
 	}
 	log.Printf("built %s %s in %s", t.module, version, time.Since(start).Round(time.Second))
 	return nil

@@ -69,3 +69,21 @@ func TestKubeLDFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestHelmKubeLDFlags(t *testing.T) {
+	mod := &goModFile{Require: []struct{ Path, Version string }{{"k8s.io/api", "v0.37.0"}, {"k8s.io/client-go", "v0.37.0"}}}
+	flags := helmKubeLDFlags(mod)
+	for _, want := range []string{
+		"helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1",
+		"helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37",
+		"helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1",
+		"helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37",
+	} {
+		if !slices.Contains(flags, want) {
+			t.Errorf("helm's ldflags lack %s: %q", want, flags)
+		}
+	}
+	if f := helmKubeLDFlags(&goModFile{}); f != nil {
+		t.Errorf("without client-go: %q, want none", f)
+	}
+}

@@ -179,6 +179,23 @@ func (cp *chartPods) env(name string) []string {
 	return args
 }
 
+// runAs is the user and group container c of pod runs as: its own
+// securityContext's, else the pod's, as a kubelet decides.
+func runAs(pod *corev1.PodSpec, c *corev1.Container) (uid, gid *int64) {
+	if ps := pod.SecurityContext; ps != nil {
+		uid, gid = ps.RunAsUser, ps.RunAsGroup
+	}
+	if cs := c.SecurityContext; cs != nil {
+		if cs.RunAsUser != nil {
+			uid = cs.RunAsUser
+		}
+		if cs.RunAsGroup != nil {
+			gid = cs.RunAsGroup
+		}
+	}
+	return uid, gid
+}
+
 // start runs a container named name at ip; it is removed when the test
 // ends, and its log is printed when the test failed.
 func (cp *chartPods) start(name, ip string) *chartPod {
@@ -186,11 +203,12 @@ func (cp *chartPods) start(name, ip string) *chartPod {
 	t.Helper()
 	c, pod := &cp.pod.Containers[0], &cp.pod
 	sc := c.SecurityContext
-	if sc == nil || sc.RunAsUser == nil || pod.SecurityContext == nil || pod.SecurityContext.RunAsGroup == nil {
+	uid, gid := runAs(pod, c)
+	if sc == nil || uid == nil || gid == nil {
 		t.Fatal("the chart's Deployment sets no user and group")
 	}
 	args := []string{"run", "-d", "--name", name, "--hostname", name, "--network", cp.network, "--ip", ip,
-		"--user", fmt.Sprintf("%d:%d", *sc.RunAsUser, *pod.SecurityContext.RunAsGroup),
+		"--user", fmt.Sprintf("%d:%d", *uid, *gid),
 		"-e", "KUBERNETES_SERVICE_HOST=" + cp.api.Hostname(), "-e", "KUBERNETES_SERVICE_PORT=" + cp.api.Port(),
 		"-v", cp.saDir + ":" + saDir + ":ro", "-v", cp.tlsDir + ":" + cp.tlsMount + ":ro"}
 	args = append(args, cp.env(name)...)
@@ -255,6 +273,24 @@ func (cp *chartPods) grace() int64 {
 	return 30
 }
 
+// containerUID is the real uid of the container's first process, read on
+// the host (the image has no shell to ask in).
+func containerUID(t *testing.T, name string) string {
+	t.Helper()
+	pid := docker(t, "inspect", "-f", "{{.State.Pid}}", name)
+	data, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			return f[1]
+		}
+	}
+	t.Fatalf("no Uid line in /proc/%s/status", pid)
+	return ""
+}
+
 // TestChartImageInCluster: one container as the chart's pod (chartPods).
 // The API server calls the webhook at the container's address. A taint
 // drain and a kubectl drain pass with no refused request; SIGTERM ends it
@@ -265,9 +301,9 @@ func TestChartImageInCluster(t *testing.T) {
 	cp := newChartPods(t, b, network, fmt.Sprintf("https://%s/validate-eviction", net.JoinHostPort(ip, "8443")), ip)
 	p := cp.start(uniq("vmdrain"), ip)
 	waitReady(t, p.metrics, 60*time.Second)
-	sc := cp.pod.Containers[0].SecurityContext
-	if got := docker(t, "exec", p.name, "id", "-u"); got != fmt.Sprint(*sc.RunAsUser) {
-		t.Errorf("the container runs as uid %s, want %d", got, *sc.RunAsUser)
+	uid, _ := runAs(&cp.pod, &cp.pod.Containers[0])
+	if got := containerUID(t, p.name); got != fmt.Sprint(*uid) {
+		t.Errorf("the container runs as uid %s, want %d", got, *uid)
 	}
 	waitHolder(t, b, chartNS, chartRelease, p.name, 30*time.Second)
 

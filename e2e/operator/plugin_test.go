@@ -302,7 +302,7 @@ func TestPluginStatusDuringTaintDrain(t *testing.T) {
 	waitNode(t, b, n[0], time.Minute, "state Cancelled", stateIs("Cancelled"))
 	statusMatches(t, b, n[0])
 	r = runPlugin(t, b, "status", n[0])
-	t.Logf("status %s after the drain:\n%s", n[0], r.stdout)
+	t.Logf("status %s after the drain (exit %d):\n%s%s", n[0], r.code, r.stdout, r.stderr)
 	checkPlain(t, r.stdout, n[0], "Cancelled")
 }
 

@@ -1,6 +1,7 @@
-{{/* The chart's name, cut to the 63 characters a label value allows. */}}
+{{/* The chart's name (or nameOverride), cut to the 63 characters a label
+value allows. */}}
 {{- define "vmdrain.name" -}}
-{{- .Chart.Name | trunc 63 | trimSuffix "-" }}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/*
@@ -10,10 +11,23 @@ contains the chart's name (release "vmdrain" gives "vmdrain"), else
 other suffixed names still fit in 63.
 */}}
 {{- define "vmdrain.fullname" -}}
-{{- if contains .Chart.Name .Release.Name }}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else if contains $name .Release.Name }}
 {{- .Release.Name | trunc 52 | trimSuffix "-" }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 52 | trimSuffix "-" }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* The image reference: repository@digest when a digest is set, else
+repository:tag (the tag defaulting to the chart's appVersion). */}}
+{{- define "vmdrain.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 {{- end }}
 
@@ -33,6 +47,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The service account vmdrain runs as. */}}
 {{- define "vmdrain.serviceAccountName" -}}
+{{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) }}
+{{- fail "serviceAccount.create=false needs serviceAccount.name: the existing account vmdrain runs as" }}
+{{- end }}
 {{- default (include "vmdrain.fullname" .) .Values.serviceAccount.name }}
 {{- end }}
 
@@ -48,7 +65,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/* The Secret holding the webhook's serving pair (tls.crt, tls.key, ca.crt). */}}
 {{- define "vmdrain.tlsSecretName" -}}
-{{- printf "%s-tls" (include "vmdrain.fullname" .) }}
+{{- default (printf "%s-tls" (include "vmdrain.fullname" .)) .Values.webhook.existingSecret }}
 {{- end }}
 
 {{/* The webhook Service's DNS names, the serving certificate's SANs. */}}
