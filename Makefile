@@ -9,10 +9,21 @@
 #   make e2e        end-to-end tests on a real kube-apiserver (e2e/bed.sh)
 #   make valgrind-e2e  twelve of them with vmdrain under valgrind
 #   make bench      benchmarks: pacing, decoding
+#   make image      the container image vmdrain:$(VERSION) (Docker)
+#   make release    dist/: the chart package, the image archive, the binaries
 #   make test       everything CI runs
 #   make deps       system packages (other targets call it when needed)
 
 VERSION := $(shell cat VERSION)
+# The git revision vmdrain_build_info reports: the checkout's short commit,
+# "unknown" outside a git checkout; `make VMDRAIN_REVISION=...` sets it
+# (the image build, which has no .git, gets it as a build argument).
+VMDRAIN_REVISION ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+override VMDRAIN_REVISION := $(or $(shell printf '%s' '$(VMDRAIN_REVISION)' | tr -cd 'A-Za-z0-9._-'),unknown)
+# The build date `vmdrain version` prints: the commit's date, so that a
+# rebuild of one commit gives the same binary ("unknown" outside git).
+VMDRAIN_BUILD_DATE ?= $(shell git log -1 --format=%cI 2>/dev/null || echo unknown)
+override VMDRAIN_BUILD_DATE := $(or $(shell printf '%s' '$(VMDRAIN_BUILD_DATE)' | tr -cd 'A-Za-z0-9:+.-'),unknown)
 PKGS    := libcurl yajl yaml-0.1 openssl
 CC      ?= cc
 
@@ -39,6 +50,17 @@ DEPS_STAMP := build/.deps-ok
 SRCLIST := build/.srclist
 $(shell mkdir -p build && echo '$(LIB_SRCS) $(UNIT_SRCS)' | cmp -s - $(SRCLIST) || \
 	echo '$(LIB_SRCS) $(UNIT_SRCS)' > $(SRCLIST))
+
+# The sources that name VMDRAIN_REVISION get it defined; the stamp is
+# rewritten when the revision changes, and only their objects are rebuilt.
+REVISION_STAMP := build/.revision
+$(shell mkdir -p build && echo '$(VMDRAIN_REVISION) $(VMDRAIN_BUILD_DATE)' | cmp -s - $(REVISION_STAMP) || \
+	echo '$(VMDRAIN_REVISION) $(VMDRAIN_BUILD_DATE)' > $(REVISION_STAMP))
+REVISION_SRCS := $(shell grep -l VMDRAIN_REVISION $(LIB_SRCS) $(MAIN_SRC) $(PLUGIN_SRC) 2>/dev/null)
+REVISION_OBJS := $(foreach f,rel asan plain,$(patsubst %.c,build/$(f)/%.o,$(REVISION_SRCS)))
+$(REVISION_OBJS): $(REVISION_STAMP)
+$(REVISION_OBJS): CFLAGS_COMMON += -DVMDRAIN_REVISION='"$(VMDRAIN_REVISION)"' \
+	-DVMDRAIN_BUILD_DATE='"$(VMDRAIN_BUILD_DATE)"'
 
 .PHONY: all deps unit valgrind-unit lint format test clean install krew
 .SECONDARY:
@@ -127,6 +149,7 @@ fuzz: $(addprefix build/fuzz/lf/,$(FUZZ))
 
 lint: | $(DEPS_STAMP)
 	bash scripts/check-crds.sh
+	bash scripts/chart-readme.sh --check
 	clang-format --dry-run --Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,style,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem --suppress=unusedFunction \
@@ -165,9 +188,14 @@ testbed-down:
 	bash e2e/bed.sh down
 
 # --- the container image (Containerfile) ----------------------------------------
-.PHONY: image
+.PHONY: image release
 image:
 	bash scripts/image.sh
+
+# make release: dist/ gets the chart package, the image (tagged with the
+# version) as a docker archive, and the binaries with their checksums
+release: bin/vmdrain bin/kubectl-vmdrain
+	bash scripts/release.sh
 
 # --- the demo: a local control plane, vmdrain, a live drain -------------------------
 .PHONY: demo demo-down

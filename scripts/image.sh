@@ -20,6 +20,11 @@ if ! docker image inspect debian:bookworm >/dev/null 2>&1; then
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
     tar -C "$rootfs" -c . | docker import - debian:bookworm >/dev/null
 fi
-docker image inspect debian:bookworm-slim >/dev/null 2>&1 || docker tag debian:bookworm debian:bookworm-slim
-docker build -f Containerfile -t "$tag" . >&2
+revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+built=$(git log -1 --format=%cI 2>/dev/null || echo unknown)
+docker build -f Containerfile --build-arg VMDRAIN_REVISION="$revision" --build-arg VMDRAIN_VERSION="$version" \
+    --build-arg VMDRAIN_BUILD_DATE="$built" \
+    -t "$tag" . >&2
+size=$(docker image inspect -f '{{.Size}}' "$tag")
+echo "image: $tag, $((size / 1024 / 1024)) MiB ($size bytes)" >&2
 echo "$tag"
