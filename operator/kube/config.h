@@ -3,7 +3,8 @@
  *
  * Loaded from a kubeconfig file (kubeconfig.c) or from the in-cluster
  * service-account environment (incluster.c); files and tokens are read by
- * kubeconfig_io.c. Every key and certificate is held in memory
+ * kubeconfig_io.c; an exec credential plugin is run by execcred.c. Every
+ * key and certificate is held in memory
  * as PEM and handed to libcurl as a blob: nothing is ever written to a
  * temporary file.
  */
@@ -12,6 +13,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+struct kube_exec;
 
 typedef struct kube_config {
     char *source;          /* where it came from, for messages: a path or "in-cluster" */
@@ -27,14 +30,17 @@ typedef struct kube_config {
     char *token;      /* bearer token, or NULL */
     char *token_file; /* re-read periodically when set (bound tokens rotate) */
     bool insecure_skip_tls_verify;
+    struct kube_exec *exec; /* the user's exec credential plugin (kube/execcred.h), or NULL:
+                             * it provides token, cert_pem and key_pem */
 } kube_config_t;
 
 /* Loads a kubeconfig: path if not NULL, else the first existing file of
  * $KUBECONFIG (files are not merged), else ~/.kube/config. context selects a context other than
  * current-context (NULL for current-context). Relative file references are
- * resolved against the kubeconfig's directory and read into memory. Returns 0,
- * or -1 with a message naming the file, the key and the problem. The caller
- * frees out with kube_config_free(). */
+ * resolved against the kubeconfig's directory and read into memory. A user
+ * with an exec credential plugin has it run once now (blocking, bounded by
+ * its timeout). Returns 0, or -1 with a message naming the file, the key
+ * and the problem. The caller frees out with kube_config_free(). */
 int kube_config_load(const char *path, const char *context, kube_config_t *out, char *err,
                      size_t errlen);
 
@@ -53,6 +59,22 @@ int kube_config_in_cluster(const char *dir, kube_config_t *out, char *err, size_
  * nothing. */
 int kube_config_reload_token(kube_config_t *c, bool *changed, char *err, size_t errlen);
 
+/* True when c's credential comes from an exec plugin that should be run
+ * now: with force (a 401), or when there is no credential yet, or when it
+ * expires within KUBE_EXEC_MARGIN seconds (half its lifetime when that is
+ * shorter); a credential without expiry is kept until a 401. Never within
+ * KUBE_EXEC_RETRY_GAP seconds of a failed run, nor (without force)
+ * KUBE_EXEC_MIN_GAP of the last run. False without an exec plugin. */
+bool kube_config_exec_due(const kube_config_t *c, bool force);
+
+/* Runs c's exec plugin now (blocking, at most its timeout) and puts the
+ * credential it returns in force: token, client certificate and key (the
+ * old ones are wiped), registered with log_add_secret(), and its expiry
+ * remembered. *changed tells whether the credential differs. Returns 0, or
+ * -1 with a message naming the command: the old credential stays in force
+ * then. Without an exec plugin it returns 0 and changes nothing. */
+int kube_config_exec_refresh(kube_config_t *c, bool *changed, char *err, size_t errlen);
+
 /* Releases everything c holds, wiping the token and the client key first;
  * the struct is zeroed. */
 void kube_config_free(kube_config_t *c);
@@ -66,8 +88,9 @@ void kube_config_free(kube_config_t *c);
  * fuzz driver. Parses len bytes of kubeconfig YAML (data need not be
  * NUL-terminated). source names the file in messages and its directory
  * anchors relative file references (NULL: "<memory>", references relative
- * to the working directory). context as for kube_config_load(). Same
- * return and ownership as kube_config_load(). */
+ * to the working directory). context as for kube_config_load(). An exec
+ * plugin is read into c->exec but not run. Same return and ownership as
+ * kube_config_load(). */
 int kube_config_parse_buffer(const char *data, size_t len, const char *source, const char *context,
                              kube_config_t *out, char *err, size_t errlen);
 

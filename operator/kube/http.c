@@ -1,18 +1,22 @@
 /*
  * http — the API transport's lifecycle and scheduling: the multi handle on
  * the libev loop, the start list, the rate limit's wait list, the release
- * queue that calls on_done, token reloads and shutdown (kube/http.h has the
- * contract).
+ * queue that calls on_done, token reloads (and exec credential plugin runs:
+ * before the credential expires, after a 401) and shutdown (kube/http.h
+ * has the contract).
  *
  * Owns kube_http_t and every kube_req_t. Calls libcurl's multi API, libev,
  * http_easy.c (building a request), status.c (error bodies),
- * kube/kubeconfig (token reloads), util/ratelimit, util/metrics and
- * util/log; called by every module that talks to the apiserver.
+ * kube/kubeconfig and kube/execcred (token reloads), util/ratelimit,
+ * util/metrics, util/timefmt and util/log; called by every module that
+ * talks to the apiserver.
  */
+#include "kube/execcred.h"
 #include "kube/http_int.h"
 #include "util/httpstatus.h"
 #include "util/log.h"
 #include "util/strutil.h"
+#include "util/timefmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,13 +218,37 @@ static void result_failure(kube_req_t *r, kube_result_t *res)
     res->error = r->errtext ? r->errtext : "request failed";
 }
 
-/* Logs the outcome of a token reload; returns kube_http_reload_token()'s
- * value. */
+/* Runs the exec credential plugin again when kube_config_exec_due() says
+ * so (a 401 or a call forces it) and logs the outcome; returns as
+ * http_reload(). */
+static int http_exec_refresh(kube_http_t *h, const char *trigger)
+{
+    kube_config_t *c = h->cfg;
+    char err[512] = "", expires[TIME_RFC3339_MAX] = "never";
+    bool changed = false;
+    if (!kube_config_exec_due(c, strcmp(trigger, "401") == 0 || strcmp(trigger, "call") == 0))
+        return 0;
+    if (kube_config_exec_refresh(c, &changed, err, sizeof(err)) < 0) {
+        log_warn("exec credential plugin failed; keeping the old credential", "command",
+                 c->exec->command, "trigger", trigger, "error", err);
+        return -1;
+    }
+    if (c->exec->has_expiry)
+        time_format_rfc3339(c->exec->expiry, 0, expires, sizeof(expires));
+    log_info("exec credential plugin refreshed the credential", "command", c->exec->command,
+             "expires", expires, "trigger", trigger, "changed", changed ? "true" : "false");
+    return changed ? 1 : 0;
+}
+
+/* Logs the outcome of a token reload (or of an exec plugin's run); returns
+ * kube_http_reload_token()'s value. */
 static int http_reload(kube_http_t *h, const char *trigger)
 {
     kube_config_t *c = h->cfg;
     char err[256] = "";
     bool changed = false;
+    if (c->exec)
+        return http_exec_refresh(h, trigger);
     if (!c->token_file)
         return 0;
     if (kube_config_reload_token(c, &changed, err, sizeof(err)) < 0) {
@@ -236,8 +264,9 @@ static int http_reload(kube_http_t *h, const char *trigger)
 }
 
 /* Calls on_done for an ended request. A 401 first triggers a token reload
- * (at most one per HTTP_401_RELOAD_GAP), so that the next request carries a
- * rotated token without waiting for the timer. */
+ * or a run of the exec plugin (at most one per HTTP_401_RELOAD_GAP), so
+ * that the next request carries a rotated token without waiting for the
+ * timer or the expiry. */
 static void req_dispatch(kube_req_t *r)
 {
     kube_http_t *h = r->h;
@@ -249,7 +278,7 @@ static void req_dispatch(kube_req_t *r)
         result_failure(r, &res);
     if (!r->status)
         kube__http_count(h, r, "error");
-    if (res.status == 401 && h->cfg->token_file &&
+    if (res.status == 401 && (h->cfg->token_file || h->cfg->exec) &&
         ev_now(h->loop) - h->last_401_reload >= HTTP_401_RELOAD_GAP) {
         h->last_401_reload = ev_now(h->loop);
         http_reload(h, "401");
@@ -645,6 +674,8 @@ kube_req_t *kube_http_request(kube_http_t *h, const kube_req_opts_t *o)
     if (kube__req_copy_opts(r, o) < 0)
         goto out_free;
     buf_init(&r->body_buf, r->max_body);
+    if (kube_config_exec_due(h->cfg, false))
+        http_reload(h, "expiry"); /* blocks, as kubectl does, up to the plugin's timeout */
     if (kube__req_setup(r) < 0)
         goto out_free;
     if (req_fenced(h, r)) {

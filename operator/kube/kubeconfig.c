@@ -12,6 +12,7 @@
  * incluster.c's.
  */
 #include "kube/config.h"
+#include "kube/execcred.h"
 #include "kube/kubeconfig_int.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -376,7 +377,6 @@ static int refuse_unsupported(kc_parse_t *p, yaml_node_t *user, const char *at, 
     static const struct {
         const char *key, *what;
     } refused[] = {
-        {"exec", "exec credential plugins are"},
         {"auth-provider", "auth-provider plugins are"},
         {"username", "basic authentication is"},
         {"password", "basic authentication is"},
@@ -441,12 +441,239 @@ static int load_token(kc_parse_t *p, yaml_node_t *user, const char *at, kube_con
     return 0;
 }
 
+/* --- exec credential plugins --------------------------------------------- */
+
+/* Reads the string at at.key like get_str(), refusing one longer than
+ * KUBE_EXEC_MAX_STR bytes. */
+static int get_capped(kc_parse_t *p, yaml_node_t *map, const char *at, const char *key,
+                      const char **out)
+{
+    if (get_str(p, map, at, key, out) < 0)
+        return -1;
+    if (*out && strlen(*out) > KUBE_EXEC_MAX_STR) {
+        kc_fail(p, at, key, "longer than %d bytes", KUBE_EXEC_MAX_STR);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Copies the scalar item n (at names it; a null or empty one is "") into a
+ * fresh string owned by the caller. Returns 0 or -1. */
+static int item_str(kc_parse_t *p, yaml_node_t *n, const char *at, char **out)
+{
+    const char *v = "";
+    size_t len = 0;
+
+    *out = NULL;
+    if (n->type != YAML_SCALAR_NODE) {
+        kc_fail(p, at, NULL, "expected a scalar, got %s", node_kind(n));
+        return -1;
+    }
+    if (!node_is_null(n)) {
+        v = (const char *)n->data.scalar.value;
+        len = n->data.scalar.length;
+    }
+    if (strlen(v) != len || len > KUBE_EXEC_MAX_STR) {
+        kc_fail(p, at, NULL,
+                len > KUBE_EXEC_MAX_STR ? "longer than %d bytes" : "contains a NUL byte",
+                KUBE_EXEC_MAX_STR);
+        return -1;
+    }
+    *out = strdup(v);
+    if (!*out) {
+        kc_fail(p, at, NULL, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads one item of a list: at names it, slot is where it goes. */
+typedef int (*kc_item_fn)(kc_parse_t *p, yaml_node_t *item, const char *at, void *slot);
+
+/* Reads the sequence at.key of at most max items into a fresh array of
+ * items of size bytes each, read by fn (*arr; *count counts the items
+ * begun, so that a half-read one is freed with the rest). Returns 0 or
+ * -1. */
+static int load_list(kc_parse_t *p, yaml_node_t *map, const char *at, const char *key, size_t max,
+                     size_t size, void **arr, size_t *count, kc_item_fn fn)
+{
+    char iat[KC_AT_MAX];
+    yaml_node_t *list;
+    size_t n;
+
+    *arr = NULL;
+    if (get_typed(p, map, at, key, YAML_SEQUENCE_NODE, &list) < 0)
+        return -1;
+    n = list ? (size_t)(list->data.sequence.items.top - list->data.sequence.items.start) : 0;
+    if (n > max) {
+        kc_fail(p, at, key, "more than %zu entries", max);
+        return -1;
+    }
+    if (n == 0)
+        return 0;
+    *arr = calloc(n, size);
+    if (!*arr) {
+        kc_fail(p, at, key, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        util_set_err(iat, sizeof(iat), "%s.%s[%zu]", at, key, i);
+        (*count)++;
+        yaml_node_t *item = yaml_document_get_node(p->doc, list->data.sequence.items.start[i]);
+        if (fn(p, item, iat, (char *)*arr + i * size) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* One entry of exec.args. */
+static int load_arg(kc_parse_t *p, yaml_node_t *item, const char *at, void *slot)
+{
+    return item_str(p, item, at, slot);
+}
+
+/* Reads one entry of exec.env ({name, value}) into slot. Returns 0 or -1. */
+static int load_env(kc_parse_t *p, yaml_node_t *item, const char *at, void *slot)
+{
+    kube_exec_env_t *env = slot;
+    const char *name, *value;
+
+    if (item->type != YAML_MAPPING_NODE) {
+        kc_fail(p, at, NULL, "expected a mapping, got %s", node_kind(item));
+        return -1;
+    }
+    if (get_capped(p, item, at, "name", &name) < 0 || get_capped(p, item, at, "value", &value) < 0)
+        return -1;
+    if (!name || strchr(name, '=')) {
+        kc_fail(p, at, "name", name ? "contains '='" : "missing");
+        return -1;
+    }
+    env->name = strdup(name);
+    env->value = strdup(value ? value : "");
+    if (!env->name || !env->value) {
+        kc_fail(p, at, NULL, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads exec.args and exec.env into e. Returns 0 or -1. */
+static int load_exec_lists(kc_parse_t *p, yaml_node_t *exec, const char *at, kube_exec_t *e)
+{
+    void *arr;
+    int rc = load_list(p, exec, at, "args", KUBE_EXEC_MAX_ARGS, sizeof(*e->args), &arr, &e->nargs,
+                       load_arg);
+
+    e->args = arr;
+    if (rc < 0)
+        return -1;
+    rc =
+        load_list(p, exec, at, "env", KUBE_EXEC_MAX_ENV, sizeof(*e->env), &arr, &e->nenv, load_env);
+    e->env = arr;
+    return rc;
+}
+
+/* Checks exec.apiVersion and exec.interactiveMode. Returns 0 or -1. */
+static int check_exec_modes(kc_parse_t *p, const char *at, const char *api, const char *mode)
+{
+    if (!api) {
+        kc_fail(p, at, "apiVersion", "missing");
+        return -1;
+    }
+    if (strcmp(api, KUBE_EXEC_API_V1) != 0 && strcmp(api, KUBE_EXEC_API_V1BETA1) != 0) {
+        kc_fail(p, at, "apiVersion", "\"" KC_NAME_SHOWN "\" is not supported (%s or %s)", api,
+                KUBE_EXEC_API_V1, KUBE_EXEC_API_V1BETA1);
+        return -1;
+    }
+    if (!mode || strcmp(mode, "Never") == 0 || strcmp(mode, "IfAvailable") == 0)
+        return 0;
+    if (strcmp(mode, "Always") == 0)
+        kc_fail(p, at, "interactiveMode",
+                "Always is not supported: vmdrain never runs a plugin interactively");
+    else
+        kc_fail(p, at, "interactiveMode",
+                "\"" KC_NAME_SHOWN "\": expected Never, IfAvailable or "
+                "Always",
+                mode);
+    return -1;
+}
+
+/* Reads the exec mapping at `at` of user name into c->exec: the plugin is
+ * not run here (kube_config_load() runs it). A relative command with a
+ * slash is resolved against the kubeconfig's directory, a bare name is
+ * searched in PATH when run. Returns 0 or -1. */
+static int load_exec(kc_parse_t *p, yaml_node_t *exec, const char *at, const char *name,
+                     kube_config_t *c)
+{
+    const char *api, *cmd, *hint, *mode;
+    kube_exec_t *e = calloc(1, sizeof(*e));
+
+    c->exec = e;
+    if (!e) {
+        kc_fail(p, at, NULL, "out of memory");
+        return -1;
+    }
+    e->timeout = KUBE_EXEC_TIMEOUT;
+    if (get_capped(p, exec, at, "apiVersion", &api) < 0 ||
+        get_capped(p, exec, at, "command", &cmd) < 0 ||
+        get_capped(p, exec, at, "installHint", &hint) < 0 ||
+        get_capped(p, exec, at, "interactiveMode", &mode) < 0 ||
+        get_bool(p, exec, at, "provideClusterInfo", &e->provide_cluster_info) < 0 ||
+        check_exec_modes(p, at, api, mode) < 0)
+        return -1;
+    if (!cmd) {
+        kc_fail(p, at, "command", "missing");
+        return -1;
+    }
+    e->user = strdup(name);
+    e->api_version = strdup(api);
+    e->command = strdup(cmd);
+    e->path = strchr(cmd, '/') ? kube__kc_resolve_path(p->dir, cmd) : strdup(cmd);
+    e->install_hint = util_strdup_or_null(hint);
+    if (!e->user || !e->api_version || !e->command || !e->path || (hint && !e->install_hint)) {
+        kc_fail(p, at, NULL, "out of memory");
+        return -1;
+    }
+    return load_exec_lists(p, exec, at, e);
+}
+
+/* Loads an exec user: the plugin provides every credential, so the user
+ * may not set another one. Returns 0 or -1. */
+static int load_exec_user(kc_parse_t *p, yaml_node_t *user, yaml_node_t *exec, const char *at,
+                          const char *name, kube_config_t *c)
+{
+    static const char *const others[] = {
+        "token",      "tokenFile",       "client-certificate",
+        "client-key", "client-key-data", "client-certificate-data"};
+    char eat[KC_AT_MAX];
+    yaml_node_t *v;
+
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        if (map_get(p, user, at, others[i], &v) < 0)
+            return -1;
+        if (v) {
+            kc_fail(p, at, NULL, "exec and %s are both set", others[i]);
+            return -1;
+        }
+    }
+    util_set_err(eat, sizeof(eat), "%s.exec", at);
+    return load_exec(p, exec, eat, name, c);
+}
+
 /* Fills the credentials of c from the user mapping at `at` (NULL: no
  * credentials). Returns 0 or -1. */
 static int load_user(kc_parse_t *p, yaml_node_t *user, const char *at, const char *name,
                      kube_config_t *c)
 {
-    if (refuse_unsupported(p, user, at, name) < 0 || load_token(p, user, at, c) < 0)
+    yaml_node_t *exec;
+
+    if (refuse_unsupported(p, user, at, name) < 0 ||
+        get_typed(p, user, at, "exec", YAML_MAPPING_NODE, &exec) < 0)
+        return -1;
+    if (exec)
+        return load_exec_user(p, user, exec, at, name, c);
+    if (load_token(p, user, at, c) < 0)
         return -1;
     if (load_blob(p, user, at, "client-certificate", "client-certificate-data", &c->cert_pem,
                   &c->cert_pem_len) < 0)
@@ -674,6 +901,21 @@ static char *pick_path(const char *path, char *err, size_t errlen)
     return s;
 }
 
+/* Runs the exec plugin of a freshly loaded configuration for its first
+ * credential; on failure c is freed. Returns 0 or -1. */
+static int first_exec_run(const char *file, kube_config_t *c, char *err, size_t errlen)
+{
+    char why[512];
+    bool changed;
+
+    if (kube_config_exec_refresh(c, &changed, why, sizeof(why)) == 0)
+        return 0;
+    util_set_err(err, errlen, "kubeconfig %s: user \"" KC_NAME_SHOWN "\": %s", file, c->exec->user,
+                 why);
+    kube_config_free(c);
+    return -1;
+}
+
 int kube_config_load(const char *path, const char *context, kube_config_t *out, char *err,
                      size_t errlen)
 {
@@ -692,6 +934,8 @@ int kube_config_load(const char *path, const char *context, kube_config_t *out, 
     }
     rc = kube_config_parse_buffer(data, len, file, context, out, err, errlen);
     kube__kc_wipe_free_len(data, len);
+    if (rc == 0 && out->exec)
+        rc = first_exec_run(file, out, err, errlen);
     free(file);
     return rc;
 }

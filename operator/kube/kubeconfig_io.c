@@ -4,9 +4,11 @@
  * base64 data, relative paths; and wiping secrets when they are freed.
  *
  * Owns nothing beyond what it returns. Calls the C library, POSIX I/O,
- * OpenSSL's base64 decoder, util/log (secrets) and util/strutil; called by
- * kubeconfig.c and incluster.c.
+ * OpenSSL's base64 decoder, util/log (secrets), util/strutil and
+ * execcred.c (freeing an exec plugin); called by kubeconfig.c, incluster.c
+ * and execcred.c.
  */
+#include "kube/execcred.h"
 #include "kube/kubeconfig_int.h"
 #include "util/log.h"
 #include "util/strutil.h"
@@ -310,5 +312,6 @@ void kube_config_free(kube_config_t *c)
     free(c->ca_pem);
     free(c->cert_pem);
     free(c->token_file);
+    kube_exec_free(c->exec);
     memset(c, 0, sizeof(*c));
 }

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 
 #include "kube/config.h"
+#include "kube/execcred.h"
 #include "util/log.h"
 
 #include <fcntl.h>
@@ -658,12 +659,6 @@ Test(kubeconfig, oversize_file)
 
 Test(kubeconfig, unsupported_authentication_is_refused)
 {
-    put_config(SERVER, "    exec:\n"
-                       "      apiVersion: client.authentication.k8s.io/v1\n"
-                       "      command: aws\n");
-    EXPECT_ERROR(NULL, at("config"),
-                 ": users[0].user.exec: user \"u1\": exec credential plugins are not supported");
-
     put_config(SERVER, "    auth-provider: {name: oidc}\n");
     EXPECT_ERROR(NULL, ": users[0].user.auth-provider: user \"u1\": auth-provider plugins are not "
                        "supported");
@@ -730,4 +725,129 @@ Test(kubeconfig, bad_references_and_values)
 
     put_config(SERVER, "    tokenFile: no-token\n");
     EXPECT_ERROR(NULL, ": users[0].user.tokenFile: ", at("no-token"), ": No such file");
+}
+
+/* --- exec credential plugins (running them: test_execcred.c) ------------------ */
+
+#define EXEC_V1 "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n"
+
+Test(kubeconfig, exec_is_read_but_not_run_by_the_parser)
+{
+    put_config(SERVER, EXEC_V1 "      command: bin/get-token\n"
+                               "      args: [token, --cluster, ~, \"\"]\n"
+                               "      env:\n"
+                               "      - name: AWS_PROFILE\n"
+                               "        value: prod\n"
+                               "      - {name: EMPTY}\n"
+                               "      installHint: \"apt-get install get-token\"\n"
+                               "      provideClusterInfo: true\n"
+                               "      interactiveMode: Never\n");
+    FILE *f = fopen(at("config"), "r");
+    char text[4096];
+    size_t n = fread(text, 1, sizeof(text), f);
+    fclose(f);
+    cr_assert_eq(kube_config_parse_buffer(text, n, at("config"), NULL, &cfg, err, sizeof(err)), 0,
+                 "%s", err);
+    const kube_exec_t *e = cfg.exec;
+    cr_assert_not_null(e);
+    cr_expect_null(cfg.token, "the plugin is not run by the parser");
+    cr_expect_str_eq(e->user, "u1");
+    cr_expect_str_eq(e->api_version, KUBE_EXEC_API_V1);
+    cr_expect_str_eq(e->command, "bin/get-token");
+    cr_expect_str_eq(e->path, at("bin/get-token"), "relative to the kubeconfig's directory");
+    cr_assert_eq(e->nargs, 4);
+    cr_expect_str_eq(e->args[0], "token");
+    cr_expect_str_eq(e->args[1], "--cluster");
+    cr_expect_str_eq(e->args[2], "");
+    cr_expect_str_eq(e->args[3], "");
+    cr_assert_eq(e->nenv, 2);
+    cr_expect_str_eq(e->env[0].name, "AWS_PROFILE");
+    cr_expect_str_eq(e->env[0].value, "prod");
+    cr_expect_str_eq(e->env[1].value, "");
+    cr_expect_str_eq(e->install_hint, "apt-get install get-token");
+    cr_expect(e->provide_cluster_info);
+    cr_expect_eq(e->timeout, KUBE_EXEC_TIMEOUT);
+    kube_config_free(&cfg);
+
+    put_config(SERVER, "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n"
+                       "      command: /usr/bin/aws\n");
+    cr_assert_eq(kube_config_parse_buffer("x: 1", 4, NULL, NULL, &cfg, err, sizeof(err)), -1);
+    f = fopen(at("config"), "r");
+    n = fread(text, 1, sizeof(text), f);
+    fclose(f);
+    cr_assert_eq(kube_config_parse_buffer(text, n, NULL, NULL, &cfg, err, sizeof(err)), 0, "%s",
+                 err);
+    cr_expect_str_eq(cfg.exec->path, "/usr/bin/aws");
+    cr_expect_str_eq(cfg.exec->api_version, KUBE_EXEC_API_V1BETA1);
+    cr_expect_eq(cfg.exec->nargs, 0);
+}
+
+Test(kubeconfig, exec_settings_are_checked)
+{
+    static const struct {
+        const char *user, *want;
+    } cases[] = {
+        {"    exec: {command: aws}\n", ": users[0].user.exec.apiVersion: missing"},
+        {"    exec:\n      apiVersion: client.authentication.k8s.io/v1alpha1\n      command: aws\n",
+         ": users[0].user.exec.apiVersion: \"client.authentication.k8s.io/v1alpha1\" is not "
+         "supported"},
+        {EXEC_V1, ": users[0].user.exec.command: missing"},
+        {EXEC_V1 "      command: aws\n      interactiveMode: Always\n",
+         ": users[0].user.exec.interactiveMode: Always is not supported: vmdrain never runs a "
+         "plugin interactively"},
+        {EXEC_V1 "      command: aws\n      interactiveMode: Sometimes\n",
+         ".interactiveMode: \"Sometimes\": expected Never, IfAvailable or Always"},
+        {EXEC_V1 "      command: aws\n      provideClusterInfo: yes\n",
+         ".exec.provideClusterInfo: expected true or false"},
+        {EXEC_V1 "      command: aws\n      args: [a, {b: c}]\n",
+         ": users[0].user.exec.args[1]: expected a scalar, got a mapping"},
+        {EXEC_V1 "      command: aws\n      args: a\n",
+         ": users[0].user.exec.args: expected a sequence, got a scalar"},
+        {EXEC_V1 "      command: aws\n      env: [{value: x}]\n",
+         ": users[0].user.exec.env[0].name: missing"},
+        {EXEC_V1 "      command: aws\n      env: [{name: A=B, value: x}]\n",
+         ": users[0].user.exec.env[0].name: contains '='"},
+        {EXEC_V1 "      command: aws\n      env: [x]\n",
+         ": users[0].user.exec.env[0]: expected a mapping, got a scalar"},
+        {"    exec: aws\n", ": users[0].user.exec: expected a mapping, got a scalar"},
+        {EXEC_V1 "      command: aws\n    token: abcdefgh\n",
+         ": users[0].user: exec and token are both set"},
+        {EXEC_V1 "      command: aws\n    client-key: key.pem\n",
+         ": users[0].user: exec and client-key are both set"},
+    };
+
+    put("key.pem", KEY_PEM);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        put_config(SERVER, cases[i].user);
+        EXPECT_ERROR(NULL, cases[i].want);
+    }
+}
+
+Test(kubeconfig, exec_lists_and_strings_are_capped)
+{
+    char *body = malloc(64 << 10), *p = body;
+    p += sprintf(p, "%s      command: aws\n      args:\n", EXEC_V1);
+    for (int i = 0; i <= KUBE_EXEC_MAX_ARGS; i++)
+        p += sprintf(p, "      - a%d\n", i);
+    put_config(SERVER, body);
+    EXPECT_ERROR(NULL, ": users[0].user.exec.args: more than 64 entries");
+
+    p = body + sprintf(body, "%s      command: aws\n      env:\n", EXEC_V1);
+    for (int i = 0; i <= KUBE_EXEC_MAX_ENV; i++)
+        p += sprintf(p, "      - {name: N%d, value: v}\n", i);
+    put_config(SERVER, body);
+    EXPECT_ERROR(NULL, ": users[0].user.exec.env: more than 64 entries");
+
+    p = body + sprintf(body, "%s      command: ", EXEC_V1);
+    memset(p, 'a', KUBE_EXEC_MAX_STR + 1);
+    strcpy(p + KUBE_EXEC_MAX_STR + 1, "\n");
+    put_config(SERVER, body);
+    EXPECT_ERROR(NULL, ": users[0].user.exec.command: longer than 4096 bytes");
+
+    p = body + sprintf(body, "%s      command: aws\n      args: [", EXEC_V1);
+    memset(p, 'b', KUBE_EXEC_MAX_STR + 1);
+    strcpy(p + KUBE_EXEC_MAX_STR + 1, "]\n");
+    put_config(SERVER, body);
+    EXPECT_ERROR(NULL, ": users[0].user.exec.args[0]: longer than 4096 bytes");
+    free(body);
 }
