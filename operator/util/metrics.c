@@ -41,12 +41,20 @@ typedef struct family {
     int nseries;
     int cap;
     bool fold_logged;
+    bool bare; /* rendered without the prefix */
     struct family *next;
 } family_t;
+
+typedef struct collector {
+    metrics_collect_fn fn;
+    void *ud;
+} collector_t;
 
 static struct {
     family_t *head;
     family_t *tail;
+    collector_t collectors[METRICS_MAX_COLLECTORS];
+    int ncollectors;
 } registry;
 
 static bool valid_name(const char *s, bool colon_ok)
@@ -112,10 +120,10 @@ static family_t *family_find(const char *name)
 }
 
 /* True when an existing family matches a new registration exactly. */
-static bool family_same(const family_t *f, metric_type_t type, int nlabels,
+static bool family_same(const family_t *f, metric_type_t type, bool bare, int nlabels,
                         const char *const *labelnames, int nbuckets, const double *buckets)
 {
-    if (f->type != type || f->nlabels != nlabels || f->nbuckets != nbuckets)
+    if (f->type != type || f->bare != bare || f->nlabels != nlabels || f->nbuckets != nbuckets)
         return false;
     for (int i = 0; i < nlabels; i++)
         if (strcmp(f->labelnames[i], labelnames[i]) != 0)
@@ -153,13 +161,15 @@ static series_t *series_add(family_t *f, const char *const *values);
 /* Allocates a family and links it into the registry. Returns it, or NULL
  * when memory runs out. An unlabelled family gets its single series at once
  * so that it renders as 0 before the first update. */
-static family_t *family_create(const char *name, const char *help, metric_type_t type, int nlabels,
-                               const char *const *labelnames, int nbuckets, const double *buckets)
+static family_t *family_create(const char *name, const char *help, metric_type_t type, bool bare,
+                               int nlabels, const char *const *labelnames, int nbuckets,
+                               const double *buckets)
 {
     family_t *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->type = type;
+    f->bare = bare;
     f->name = strdup(name);
     f->help = strdup(help ? help : "");
     f->nlabels = nlabels;
@@ -191,7 +201,7 @@ out_free:
 
 /* The registration shared by the three types: validates, returns the
  * identical family already registered, or creates one. */
-static family_t *family_register(const char *name, const char *help, metric_type_t type,
+static family_t *family_register(const char *name, const char *help, metric_type_t type, bool bare,
                                  int nlabels, const char *const *labelnames, int nbuckets,
                                  const double *buckets)
 {
@@ -205,34 +215,48 @@ static family_t *family_register(const char *name, const char *help, metric_type
         return NULL;
     family_t *f = family_find(name);
     if (f) {
-        if (family_same(f, type, nlabels, labelnames, nbuckets, buckets))
+        if (family_same(f, type, bare, nlabels, labelnames, nbuckets, buckets))
             return f;
         log_error("metric registered twice with different types or labels", "metric", name);
         return NULL;
     }
-    return family_create(name, help, type, nlabels, labelnames, nbuckets, buckets);
+    return family_create(name, help, type, bare, nlabels, labelnames, nbuckets, buckets);
 }
 
 metrics_counter_t *metrics_counter_new(const char *name, const char *help, int nlabels,
                                        const char *const *labelnames)
 {
-    return (metrics_counter_t *)family_register(name, help, METRIC_COUNTER, nlabels, labelnames, 0,
-                                                NULL);
+    return (metrics_counter_t *)family_register(name, help, METRIC_COUNTER, false, nlabels,
+                                                labelnames, 0, NULL);
 }
 
 metrics_gauge_t *metrics_gauge_new(const char *name, const char *help, int nlabels,
                                    const char *const *labelnames)
 {
-    return (metrics_gauge_t *)family_register(name, help, METRIC_GAUGE, nlabels, labelnames, 0,
-                                              NULL);
+    return (metrics_gauge_t *)family_register(name, help, METRIC_GAUGE, false, nlabels, labelnames,
+                                              0, NULL);
+}
+
+metrics_counter_t *metrics_counter_new_bare(const char *name, const char *help, int nlabels,
+                                            const char *const *labelnames)
+{
+    return (metrics_counter_t *)family_register(name, help, METRIC_COUNTER, true, nlabels,
+                                                labelnames, 0, NULL);
+}
+
+metrics_gauge_t *metrics_gauge_new_bare(const char *name, const char *help, int nlabels,
+                                        const char *const *labelnames)
+{
+    return (metrics_gauge_t *)family_register(name, help, METRIC_GAUGE, true, nlabels, labelnames,
+                                              0, NULL);
 }
 
 metrics_histogram_t *metrics_histogram_new(const char *name, const char *help, int nbuckets,
                                            const double *buckets, int nlabels,
                                            const char *const *labelnames)
 {
-    return (metrics_histogram_t *)family_register(name, help, METRIC_HISTOGRAM, nlabels, labelnames,
-                                                  nbuckets, buckets);
+    return (metrics_histogram_t *)family_register(name, help, METRIC_HISTOGRAM, false, nlabels,
+                                                  labelnames, nbuckets, buckets);
 }
 
 static const char *label_value(const char *const *values, int i)
@@ -335,6 +359,20 @@ void metrics_gauge_add(metrics_gauge_t *g, double v, const char *const *labelval
         s->value += v;
 }
 
+void metrics_gauge_clear(metrics_gauge_t *g)
+{
+    family_t *f = (family_t *)g;
+    if (!f)
+        return;
+    if (f->nlabels == 0) {
+        f->series[0].value = 0;
+        return;
+    }
+    for (int i = 0; i < f->nseries; i++)
+        series_clear(&f->series[i], f->nlabels);
+    f->nseries = 0;
+}
+
 void metrics_histogram_observe(metrics_histogram_t *h, double v, const char *const *labelvalues)
 {
     family_t *f = (family_t *)h;
@@ -419,7 +457,7 @@ static int put_sample(buf_t *out, const family_t *f, const char *suffix, const s
 {
     char num[64];
     format_value(num, sizeof(num), v);
-    if (buf_printf(out, METRICS_PREFIX "%s%s", f->name, suffix) < 0 ||
+    if (buf_printf(out, "%s%s%s", f->bare ? "" : METRICS_PREFIX, f->name, suffix) < 0 ||
         put_labels(out, f, s, le) < 0)
         return -1;
     return buf_printf(out, " %s\n", num);
@@ -448,9 +486,10 @@ static int put_family(buf_t *out, const family_t *f)
 {
     if (f->nseries == 0)
         return 0;
-    if (buf_printf(out, "# HELP " METRICS_PREFIX "%s ", f->name) < 0 ||
+    const char *prefix = f->bare ? "" : METRICS_PREFIX;
+    if (buf_printf(out, "# HELP %s%s ", prefix, f->name) < 0 ||
         put_escaped(out, f->help, false) < 0 ||
-        buf_printf(out, "\n# TYPE " METRICS_PREFIX "%s %s\n", f->name, type_names[f->type]) < 0)
+        buf_printf(out, "\n# TYPE %s%s %s\n", prefix, f->name, type_names[f->type]) < 0)
         return -1;
     for (int i = 0; i < f->nseries; i++) {
         const series_t *s = &f->series[i];
@@ -462,8 +501,35 @@ static int put_family(buf_t *out, const family_t *f)
     return 0;
 }
 
+int metrics_add_collector(metrics_collect_fn fn, void *ud)
+{
+    for (int i = 0; i < registry.ncollectors; i++)
+        if (registry.collectors[i].fn == fn && registry.collectors[i].ud == ud)
+            return 0;
+    if (!fn || registry.ncollectors == METRICS_MAX_COLLECTORS) {
+        log_error("no room for another metrics collector");
+        return -1;
+    }
+    registry.collectors[registry.ncollectors++] = (collector_t){fn, ud};
+    return 0;
+}
+
+void metrics_remove_collector(metrics_collect_fn fn, const void *ud)
+{
+    for (int i = 0; i < registry.ncollectors; i++) {
+        if (registry.collectors[i].fn != fn || registry.collectors[i].ud != ud)
+            continue;
+        memmove(&registry.collectors[i], &registry.collectors[i + 1],
+                sizeof(collector_t) * (size_t)(registry.ncollectors - i - 1));
+        registry.ncollectors--;
+        return;
+    }
+}
+
 int metrics_render(buf_t *out)
 {
+    for (int i = 0; i < registry.ncollectors; i++)
+        registry.collectors[i].fn(registry.collectors[i].ud);
     for (const family_t *f = registry.head; f; f = f->next)
         if (put_family(out, f) < 0)
             return -1;
@@ -541,4 +607,5 @@ void metrics_free_all(void)
     }
     registry.head = NULL;
     registry.tail = NULL;
+    registry.ncollectors = 0;
 }

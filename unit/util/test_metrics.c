@@ -270,3 +270,63 @@ Test(metrics, reset_all_zeroes_values_and_forgets_label_sets)
     cr_assert_eq(metrics_get("r_total", (const char *const[]){"a"}, &v), 0);
     cr_expect_eq(v, 2, "handles stay usable after a reset");
 }
+
+Test(metrics, bare_names_are_rendered_without_the_prefix)
+{
+    metrics_gauge_t *g = metrics_gauge_new_bare("process_open_fds", "Open.", 0, NULL);
+    metrics_counter_t *c = metrics_counter_new_bare("process_cpu_seconds_total", "CPU.", 0, NULL);
+    metrics_gauge_set(g, 7, NULL);
+    metrics_counter_add(c, 0.5, NULL);
+    cr_expect_str_eq(render(), "# HELP process_open_fds Open.\n"
+                               "# TYPE process_open_fds gauge\n"
+                               "process_open_fds 7\n"
+                               "# HELP process_cpu_seconds_total CPU.\n"
+                               "# TYPE process_cpu_seconds_total counter\n"
+                               "process_cpu_seconds_total 0.5\n");
+    double v = 0;
+    cr_expect_eq(metrics_get("process_open_fds", NULL, &v), 0);
+    cr_expect_eq(v, 7);
+    cr_expect_null(metrics_gauge_new("process_open_fds", "Open.", 0, NULL),
+                   "one name is one metric, with the prefix or without");
+}
+
+Test(metrics, gauge_clear_forgets_every_label_set)
+{
+    static const char *const labels[] = {"node", "state"};
+    metrics_gauge_t *g = metrics_gauge_new("node_drain_state", "S.", 2, labels);
+    metrics_gauge_set(g, 1, (const char *const[]){"n1", "draining"});
+    metrics_gauge_set(g, 1, (const char *const[]){"n2", "blocked"});
+    metrics_gauge_clear(g);
+    cr_expect_str_eq(render(), "", "a family without series is left out");
+    metrics_gauge_set(g, 1, (const char *const[]){"n2", "drained"});
+    double v = 0;
+    cr_expect_eq(metrics_get("node_drain_state", (const char *const[]){"n2", "blocked"}, &v), -1);
+    cr_expect_eq(metrics_get("node_drain_state", (const char *const[]){"n2", "drained"}, &v), 0);
+    metrics_gauge_t *u = metrics_gauge_new("ready", "R.", 0, NULL);
+    metrics_gauge_set(u, 1, NULL);
+    metrics_gauge_clear(u);
+    cr_expect_eq(metrics_get("ready", NULL, &v), 0);
+    cr_expect_eq(v, 0, "an unlabelled gauge goes back to 0");
+}
+
+static int collected;
+
+static void collect(void *ud)
+{
+    collected++;
+    metrics_gauge_set(ud, collected, NULL);
+}
+
+Test(metrics, collectors_run_before_each_render_until_removed)
+{
+    metrics_gauge_t *g = metrics_gauge_new("scrapes", "S.", 0, NULL);
+    cr_assert_eq(metrics_add_collector(collect, g), 0);
+    cr_assert_eq(metrics_add_collector(collect, g), 0, "the same pair is added once");
+    cr_expect(strstr(render(), "vmdrain_scrapes 1\n") != NULL, "got %s", out.data);
+    cr_expect(strstr(render(), "vmdrain_scrapes 2\n") != NULL, "got %s", out.data);
+    metrics_remove_collector(collect, g);
+    cr_expect(strstr(render(), "vmdrain_scrapes 2\n") != NULL, "got %s", out.data);
+    for (int i = 0; i < METRICS_MAX_COLLECTORS; i++)
+        cr_expect_eq(metrics_add_collector(collect, (char *)g + i), 0);
+    cr_expect_eq(metrics_add_collector(collect, NULL), -1, "beyond the cap");
+}
