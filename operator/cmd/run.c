@@ -22,6 +22,7 @@
 #include "kube/http.h"
 #include "util/log.h"
 #include "util/num.h"
+#include "util/procstat.h"
 #include "web/server.h"
 
 #include <ev.h>
@@ -34,6 +35,14 @@
 
 /* Seconds a shutdown waits for writes already sent. */
 #define SHUTDOWN_GRACE 10.0
+
+/* The Makefile's; vmdrain_build_info carries them. */
+#ifndef VMDRAIN_VERSION
+#define VMDRAIN_VERSION "unknown"
+#endif
+#ifndef VMDRAIN_REVISION
+#define VMDRAIN_REVISION "unknown"
+#endif
 
 typedef struct run_flags {
     char ns[CMD_REF_MAX], name[CMD_REF_MAX];
@@ -374,6 +383,8 @@ int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
         return 1;
     kube_config_t *cfg = &cluster->cfg;
     seed_jitter();
+    if (procstat_register(VMDRAIN_VERSION, VMDRAIN_REVISION) < 0)
+        log_warn("the build and process metrics are incomplete: out of memory");
     struct ev_loop *loop = ev_default_loop(0);
     kube_http_t *http = kube_http_new_opts(loop, cfg, &f.http, err, sizeof(err));
     if (!http) {
