@@ -217,6 +217,7 @@ void drain_controller_set_leading(drain_controller_t *c, bool leading)
     kube_http_fence(c->http, leading ? NULL : FENCE_TEXT);
     if (!leading) {
         log_info("writes stopped: this replica does not lead; caches and the webhook stay on");
+        drain__update_gauges(c); /* the leader's series are its own */
         return;
     }
     log_info("leading: reconciling every node", "ready", c->ready ? "yes" : "not yet");

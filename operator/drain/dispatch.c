@@ -108,12 +108,21 @@ static void start_one(drain_controller_t *c, const planner_choice_t *pick)
 
 void drain__dispatch(drain_controller_t *c)
 {
-    static metrics_gauge_t *g_in_flight;
+    static metrics_gauge_t *g_in_flight, *g_limit;
+    static const char *const scope[] = {"scope"};
     planner_choice_t picks[MAX_SELECT];
 
-    if (!g_in_flight)
+    if (!g_in_flight) {
         g_in_flight = metrics_gauge_new(
             "migrations_in_flight", "Migrations in flight in the cluster, all creators.", 0, NULL);
+        g_limit = metrics_gauge_new("migrations_limit",
+                                    "The pacing limits in force: parallelMigrationsPerCluster "
+                                    "(scope cluster), parallelOutboundMigrationsPerNode (node).",
+                                    1, scope);
+    }
+    metrics_gauge_set(g_limit, c->cfg.parallel_migrations_per_cluster,
+                      (const char *const[]){"cluster"});
+    metrics_gauge_set(g_limit, c->cfg.parallel_outbound_per_node, (const char *const[]){"node"});
     if (c->stopped || !c->ready || !c->leading)
         return;
     if (recount(c) < 0) {

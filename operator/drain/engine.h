@@ -46,7 +46,7 @@ typedef struct node_rt {
     double last_patch;
     bool patching;
     drain_state_t state; /* at the last reconcile, for the gauges */
-    int blocked;
+    int blocked, pending, migrating;
     hmap_t cands; /* VMI key -> (void *)1: its candidates at the last reconcile */
     /* migration key -> DRAIN_ENDED_WATCHED or DRAIN_ENDED_FOUND: ends to
      * report, delivered by the watch or found unreported in a list (they
@@ -151,7 +151,8 @@ void drain__sources_synced(drain_controller_t *c);
 /* The work queue's function: reconciles one node. */
 void drain__sync(void *ud, const char *node);
 
-/* The gauges of drain states, from the runtime records. */
+/* The gauges of drain states, from the runtime records; the series of
+ * each node under drain only while this replica leads. */
 void drain__update_gauges(drain_controller_t *c);
 
 /* Forgets the candidates of a node (its record stays). */

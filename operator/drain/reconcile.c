@@ -170,6 +170,7 @@ static drain_delete_t *push_delete(drain_plan_t *p, const kube_migration_t *m, c
     if (!d)
         return NULL;
     d->mig = m;
+    d->abort_reason = DRAIN_ABORT_DRAIN_CANCELLED; /* a timeout says its own */
     snprintf(d->reason, sizeof(d->reason), "%s", reason);
     return d;
 }
@@ -209,6 +210,8 @@ static int check_timeouts(const drain_view_t *v, drain_plan_t *p, const kube_vmi
     if (!d)
         return -1;
     d->vmi = vmi;
+    d->abort_reason = m->phase == KUBE_MIGRATION_RUNNING ? DRAIN_ABORT_COMPLETION_TIMEOUT
+                                                         : DRAIN_ABORT_PROGRESS_TIMEOUT;
     drain__record_abort(v, vmi, m, d->record, sizeof(d->record));
     snprintf(p->message, sizeof(p->message), "aborted %s of %s/%s: %s", m->obj.name, vmi->obj.ns,
              vmi->obj.name, reason);

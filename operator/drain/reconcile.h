@@ -131,10 +131,24 @@ typedef struct drain_delete {
     const kube_migration_t *mig;
     const kube_vmi_t *vmi; /* for an abort: the VMI whose record grows, else NULL */
     char reason[160];
+    /* why, as vmdrain_migration_aborts_total counts it: one of
+     * DRAIN_ABORT_REASONS (static) */
+    const char *abort_reason;
     /* for an abort: the new value of the VMI's DRAIN_ANN_ABORTED, to be
      * written before the delete is sent */
     char record[DRAIN_ABORTED_MAX * 96];
 } drain_delete_t;
+
+/* The reasons of vmdrain_migration_aborts_total: a timeout of the
+ * migration (drain/reconcile's check_timeouts), or the drain ended before
+ * it started running. */
+#define DRAIN_ABORT_PROGRESS_TIMEOUT   "progress_timeout"
+#define DRAIN_ABORT_COMPLETION_TIMEOUT "completion_timeout"
+#define DRAIN_ABORT_DRAIN_CANCELLED    "drain_cancelled"
+#define DRAIN_ABORT_REASONS                                                                        \
+    {                                                                                              \
+        DRAIN_ABORT_PROGRESS_TIMEOUT, DRAIN_ABORT_COMPLETION_TIMEOUT, DRAIN_ABORT_DRAIN_CANCELLED  \
+    }
 
 typedef struct drain_event {
     const char *reason; /* DrainStarted, ... */

@@ -137,6 +137,41 @@ static int apply_candidates(drain_controller_t *c, node_rt_t *r, const drain_vie
     return 0;
 }
 
+/* The series of each node under drain: its state (1), its queued and in
+ * flight migrations. Every series is set again, so a node whose drain
+ * ended (or a replica that stopped leading) leaves none behind. */
+static void update_node_gauges(drain_controller_t *c)
+{
+    static metrics_gauge_t *g_state, *g_queued, *g_flying;
+    static const char *const state_labels[] = {"node", "state"}, *const node_label[] = {"node"};
+
+    if (!g_state) {
+        g_state = metrics_gauge_new(
+            "node_drain_state",
+            "1 for each node under drain, labelled with its drain state (lower case).", 2,
+            state_labels);
+        g_queued = metrics_gauge_new("node_migrations_queued",
+                                     "VMIs of a node's drain waiting for their migration (the "
+                                     "node's vmdrain.io/pending).",
+                                     1, node_label);
+        g_flying = metrics_gauge_new("node_migrations_in_flight",
+                                     "Migrations in flight leaving a node under drain, all "
+                                     "creators (the node's vmdrain.io/migrating).",
+                                     1, node_label);
+    }
+    metrics_gauge_clear(g_state);
+    metrics_gauge_clear(g_queued);
+    metrics_gauge_clear(g_flying);
+    for (hmap_entry_t *e = c->leading ? hmap_first(&c->rt) : NULL; e; e = hmap_next(&c->rt, e)) {
+        const node_rt_t *r = e->value;
+        if (!drain_state_active(r->state))
+            continue;
+        metrics_gauge_set(g_state, 1, (const char *const[]){e->key, drain_state_label(r->state)});
+        metrics_gauge_set(g_queued, r->pending, (const char *const[]){e->key});
+        metrics_gauge_set(g_flying, r->migrating, (const char *const[]){e->key});
+    }
+}
+
 void drain__update_gauges(drain_controller_t *c)
 {
     static metrics_gauge_t *g_drains, *g_blocked, *g_nodes;
@@ -163,6 +198,7 @@ void drain__update_gauges(drain_controller_t *c)
         const char *const values[] = {drain_state_label((drain_state_t)s)};
         metrics_gauge_set(g_nodes, by_state[s], values);
     }
+    update_node_gauges(c);
 }
 
 /* A node that is gone: what its drain leaves behind is reported and
@@ -306,6 +342,8 @@ static int reconcile_view(drain_controller_t *c, node_rt_t *r, drain_view_t *v)
     }
     r->state = plan.state;
     r->blocked = plan.blocked;
+    r->pending = plan.pending;
+    r->migrating = plan.migrating;
     /* a start the node does not show yet is kept until it does */
     r->started_unwritten = (vd_time_t){0, 0};
     if (plan.started_at[0] && !kube_obj_annotation(&v->node->obj, DRAIN_ANN_STARTED_AT))

@@ -26,10 +26,12 @@
 #define CREATE_RETRY 5.0 /* seconds before a failed create is tried again */
 
 static metrics_histogram_t *h_drain;
+static metrics_counter_t *c_aborts;
 
 void drain__writer_metrics(void)
 {
     static const double drain_buckets[] = {30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400};
+    static const char *const reason[] = {"reason"}, *const reasons[] = DRAIN_ABORT_REASONS;
 
     drain__report_metrics();
     if (h_drain)
@@ -37,6 +39,13 @@ void drain__writer_metrics(void)
     h_drain = metrics_histogram_new(
         "drain_duration_seconds", "Time from a drain's start to the state Drained.",
         (int)(sizeof(drain_buckets) / sizeof(drain_buckets[0])), drain_buckets, 0, NULL);
+    c_aborts = metrics_counter_new("migration_aborts_total",
+                                   "Migrations of vmdrain's it deleted before they ended, by "
+                                   "reason: a timeout, or the drain ended first.",
+                                   1, reason);
+    /* every reason from the start, so that increase() sees the first one */
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        metrics_counter_add(c_aborts, 0, &reasons[i]);
 }
 
 /* --- write contexts -------------------------------------------------------------------- */
@@ -49,8 +58,9 @@ typedef struct write_ctx {
     char expect[128]; /* the vmi_meta record this write holds, or "" */
     /* a migration to delete once the VMI's abort record is written */
     char mig_ns[254], mig_name[254];
-    char *body;   /* a migration to create once the VMI is labelled */
-    int failures; /* for a created migration: earlier failed attempts */
+    const char *abort_reason; /* a delete's, counted once it is done */
+    char *body;               /* a migration to create once the VMI is labelled */
+    int failures;             /* for a created migration: earlier failed attempts */
 } write_ctx_t;
 
 static write_ctx_t *wctx(drain_controller_t *c, const char *node, const char *key)
@@ -188,6 +198,8 @@ static void on_deleted(void *ud, const kube_result_t *res)
     if (res->error && res->status != 404) {
         hmap_del(&w->c->deleting, w->uid);
         log_error("migration delete failed", "migration", w->key, "error", res->error);
+    } else if (!res->error && w->abort_reason) {
+        metrics_counter_add(c_aborts, 1, (const char *const[]){w->abort_reason});
     }
     drain__enqueue(w->c, w->node);
     wdone(w);
@@ -242,6 +254,7 @@ static void write_delete(drain_controller_t *c, const drain_view_t *v, const dra
     snprintf(w->uid, sizeof(w->uid), "%s", m->obj.uid);
     snprintf(w->mig_ns, sizeof(w->mig_ns), "%s", m->obj.ns);
     snprintf(w->mig_name, sizeof(w->mig_name), "%s", m->obj.name);
+    w->abort_reason = d->abort_reason;
     snprintf(msg, sizeof(msg), "Migration %s of VMI %s/%s %s: %s", m->obj.name, m->obj.ns,
              m->vmi_name, d->vmi ? "aborted" : "deleted", d->reason);
     log_info(d->vmi ? "aborting migration" : "deleting migration", "migration", m->obj.name, "vmi",

@@ -365,6 +365,13 @@ static bool one_create(void)
     return creates() >= 1;
 }
 
+/* A sample of the registry, or -1 when it has none. */
+static double metric(const char *name, const char *a, const char *b)
+{
+    double v = -1;
+    return metrics_get(name, (const char *const[]){a, b}, &v) == 0 ? v : -1;
+}
+
 /* --- the drain ---------------------------------------------------------------------------- */
 
 Test(controller, taint_cordons_and_creates_migrations_within_the_node_limit)
@@ -379,6 +386,11 @@ Test(controller, taint_cordons_and_creates_migrations_within_the_node_limit)
     cr_expect_eq(creates(), 2, "per-node limit 2, got %d creates", creates());
     cr_expect_geq(count_body("PATCH", NODES "/n1", "\"unschedulable\":true"), 1);
     cr_expect_geq(count_body("PATCH", NS_VMIS, "\"vmdrain.io/evacuating\":\"true\""), 2);
+    cr_expect_eq(metric("node_drain_state", "n1", "draining"), 1);
+    cr_expect_eq(metric("node_migrations_queued", "n1", NULL), 3, "the cache shows none yet");
+    cr_expect_eq(metric("node_migrations_in_flight", "n1", NULL), 0);
+    cr_expect_eq(metric("migrations_limit", "node", NULL), 2);
+    cr_expect_eq(metric("migrations_limit", "cluster", NULL), 5);
 }
 
 Test(controller, another_creators_migration_counts_against_the_limit_and_is_not_duplicated)
@@ -782,6 +794,11 @@ Test(controller, the_taint_removed_cancels_queued_migrations_and_uncordons)
     cr_expect_eq(count("DELETE", NS_MIGS), 1);
     cr_expect_geq(count_body("PATCH", NODES "/n1", "\"unschedulable\":null"), 1);
     cr_expect_eq(creates(), 0);
+    cr_expect_eq(metric("migration_aborts_total", "drain_cancelled", NULL), 1);
+    cr_expect_eq(metric("migration_aborts_total", "progress_timeout", NULL), 0);
+    cr_expect_eq(metric("node_drain_state", "n1", "draining"), -1, "the drain ended");
+    cr_expect_eq(metric("node_drain_state", "n1", "cancelled"), -1, "the drain ended");
+    cr_expect_eq(metric("node_migrations_queued", "n1", NULL), -1);
 }
 
 /* --- evictions ----------------------------------------------------------------------- */
@@ -899,7 +916,9 @@ Test(controller, a_replica_that_does_not_lead_writes_nothing_until_it_leads)
      * writes on the wire are let arrive first: a loaded machine may hold a
      * sent request back past the fence) */
     run_until(quiet, 2.0);
+    cr_expect_eq(metric("node_drain_state", "n1", "draining"), 1);
     drain_controller_set_leading(ctl, false);
+    cr_expect_eq(metric("node_drain_state", "n1", "draining"), -1, "a series of the leader's");
     int before = writes();
     run_until(NULL, 1.0);
     cr_expect_eq(writes(), before, "writes after the lead was lost");

@@ -309,6 +309,7 @@ Test(reconcile, taint_removed_mid_drain_cancels_queued_and_uncordons)
     cr_expect_null(p.cordoned_by);
     cr_assert_eq(p.n_deletes, 1, "only ours that have not started running");
     cr_expect_eq(p.deletes[0].mig, migs[1]);
+    cr_expect_str_eq(p.deletes[0].abort_reason, DRAIN_ABORT_DRAIN_CANCELLED);
     cr_expect_eq(p.n_candidates, 0);
     cr_expect_not_null(event(&p, "DrainCancelled"));
     cr_expect_not_null(event(&p, "NodeUncordoned"));
@@ -467,6 +468,7 @@ Test(reconcile, stuck_before_running_is_aborted_after_progress_timeout_with_a_re
     cr_expect_eq(p.deletes[0].mig, migs[0]);
     cr_expect_eq(p.deletes[0].vmi, vmis[0]);
     cr_expect_not_null(strstr(p.deletes[0].reason, "progressTimeout"), "%s", p.deletes[0].reason);
+    cr_expect_str_eq(p.deletes[0].abort_reason, DRAIN_ABORT_PROGRESS_TIMEOUT);
     cr_expect_str_eq(p.deletes[0].record, "n1/vmdrain-aaaaaaaa-1@1767312033");
     cr_expect_not_null(strstr(p.message, "progressTimeout"), "message: %s", p.message);
     drain_plan_free(&p);
@@ -488,6 +490,7 @@ Test(reconcile, running_too_long_is_aborted_by_completion_timeout_per_gib)
     cr_assert_eq(p.n_deletes, 1);
     cr_expect_not_null(strstr(p.deletes[0].reason, "completionTimeoutPerGiB"), "%s",
                        p.deletes[0].reason);
+    cr_expect_str_eq(p.deletes[0].abort_reason, DRAIN_ABORT_COMPLETION_TIMEOUT);
     drain_plan_free(&p);
 }
 
