@@ -145,12 +145,27 @@ static void on_healthz(web_request_t *req, void *ud)
     web_respond(req, 200, NULL, "ok\n", 3);
 }
 
+/* /readyz's verdict; note gets its line (see web_ready_fn). */
+static bool is_ready(const web_server_t *s, char *note, size_t n)
+{
+    return !s->opts.ready || s->opts.ready(s->opts.ready_ud, note, n);
+}
+
+/* The collector of vmdrain_ready: the verdict at each render. */
+static void collect_ready(void *ud)
+{
+    web_server_t *s = ud;
+    char note[512] = "";
+
+    metrics_gauge_set(s->ready, is_ready(s, note, sizeof(note)) ? 1 : 0, NULL);
+}
+
 static void on_readyz(web_request_t *req, void *ud)
 {
     web_server_t *s = ud;
     char note[512] = "", body[600];
 
-    bool ok = !s->opts.ready || s->opts.ready(s->opts.ready_ud, note, sizeof(note));
+    bool ok = is_ready(s, note, sizeof(note));
     int n = snprintf(body, sizeof(body), "%s\n%s%s", ok ? "ok" : "not ready", note,
                      note[0] ? "\n" : "");
     web_respond(req, ok ? 200 : 503, NULL, body, (size_t)n);
@@ -262,6 +277,23 @@ int web_server_route(web_server_t *s, const char *method, const char *path, unsi
     return route_add(s, method, path, flags, true, fn, ud);
 }
 
+/* Registers webhook_errors_total (every reason at 0, so that increase()
+ * sees the first) and vmdrain_ready with its collector. */
+static void server_metrics(web_server_t *s)
+{
+    static const char *const reason[] = {"reason"}, *const reasons[] = WEB_ERROR_REASONS;
+
+    s->errors = metrics_counter_new("webhook_errors_total",
+                                    "Requests to the webhook that got no AdmissionReview answer, "
+                                    "by reason.",
+                                    1, reason);
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        metrics_counter_add(s->errors, 0, &reasons[i]);
+    s->ready = metrics_gauge_new("ready", "1 while /readyz answers ok.", 0, NULL);
+    if (s->ready && metrics_add_collector(collect_ready, s) < 0)
+        s->ready = NULL;
+}
+
 web_server_t *web_server_new(struct ev_loop *loop, const web_server_opts_t *opts)
 {
     static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -287,6 +319,7 @@ web_server_t *web_server_new(struct ev_loop *loop, const web_server_opts_t *opts
     s->hist = metrics_histogram_new("webhook_request_duration_seconds",
                                     "Time from a webhook request's first byte to its answer.",
                                     (int)(sizeof(buckets) / sizeof(buckets[0])), buckets, 0, NULL);
+    server_metrics(s);
     return s;
 }
 
@@ -367,6 +400,7 @@ void web_server_free(web_server_t *s)
 {
     if (!s)
         return;
+    metrics_remove_collector(collect_ready, s);
     while (s->conns)
         web__conn_destroy(s->conns);
     listener_close(s, &s->tls);

@@ -5,7 +5,8 @@
  * connection. Nothing here blocks.
  *
  * Owns every web_conn_t. Calls OpenSSL, http-parser, libev, util/buf,
- * util/log, util/metrics (refused client certificates), server_route.c (dispatching, error answers)
+ * util/log, util/metrics (refused client certificates), server_route.c (dispatching, error
+ * answers, counting the webhook's errors)
  * and server_tls.c (error text); called by server.c (accept, teardown, socketless parsing) and
  * server_route.c (timers, I/O after an answer).
  */
@@ -286,6 +287,7 @@ void web__on_accept(struct ev_loop *loop, ev_io *w, int revents)
                 log_warn("webhook: connection limit reached; closing new connections", "listener",
                          l->plain ? "plain" : "tls", "peer", peer);
             l->full_logged = true;
+            web__count_error(s, l->plain, "overloaded");
             close(fd);
             continue;
         }
@@ -774,11 +776,14 @@ static void on_conn_timer(struct ev_loop *loop, ev_timer *w, int revents)
         log_warn("webhook: handler did not answer in time", "peer", c->peer, "path",
                  c->pending->path);
         conn_detach(c);
+        web__count_error(c->srv, c->plain, "timeout");
         web__conn_queue_text(c, 503, "the handler did not answer in time", "");
         conn_run(c);
     } else {
         if (c->state != CONN_LINGER)
             log_debug("webhook: connection timed out", "peer", c->peer);
+        if (c->state == CONN_READING && c->started > 0) /* a request begun, cut off */
+            web__count_error(c->srv, c->plain, "timeout");
         c->closing = true;
     }
     if (c->closing)

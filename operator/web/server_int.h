@@ -158,6 +158,8 @@ struct web_server {
     web_conn_t *conns;
     int nconns;
     metrics_histogram_t *hist;
+    metrics_counter_t *errors; /* webhook_errors_total{reason} */
+    metrics_gauge_t *ready;    /* ready: /readyz's verdict, at each render */
 };
 
 /* server_conn.c */
@@ -201,6 +203,19 @@ void web__conn_fail(web_conn_t *c, int status, const char *msg);
 
 /* Hands a complete request to its route, or answers 404/405/415. */
 void web__conn_dispatch(web_conn_t *c);
+
+/* The reasons of webhook_errors_total: requests on the webhook (TLS)
+ * listener that got no AdmissionReview answer. */
+#define WEB_ERROR_REASONS                                                                          \
+    {                                                                                              \
+        "bad_request", "too_large", "not_found", "bad_content_type", "bad_review", "timeout",      \
+            "internal", "overloaded"                                                               \
+    }
+
+/* Counts a request on s's webhook listener that got no answer of its
+ * handler, by reason (one of WEB_ERROR_REASONS); nothing for the plain
+ * listener's. */
+void web__count_error(web_server_t *s, bool plain, const char *reason);
 
 /* server_tls.c */
 

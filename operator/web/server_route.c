@@ -3,7 +3,8 @@
  * 404, 405, 415), composing responses, and the request API handlers see
  * (web_request_*, web_respond).
  *
- * Owns every web_request_t. Calls http-parser (method names),
+ * Owns every web_request_t and counts the webhook's errors
+ * (webhook_errors_total). Calls http-parser (method names),
  * util/httpstatus, util/metrics, util/log and server_conn.c (timers, I/O);
  * called by server_conn.c and by the handlers.
  */
@@ -68,10 +69,20 @@ void web__conn_queue_text(web_conn_t *c, int status, const char *msg, const char
                extra);
 }
 
+void web__count_error(web_server_t *s, bool plain, const char *reason)
+{
+    if (!plain)
+        metrics_counter_add(s->errors, 1, (const char *const[]){reason});
+}
+
 /* Answers a request that cannot be served and closes afterwards. */
 void web__conn_fail(web_conn_t *c, int status, const char *msg)
 {
     log_debug("webhook: bad request", "peer", c->peer, "status", status_text(status), "error", msg);
+    web__count_error(c->srv, c->plain,
+                     status == 413 || status == 431 ? "too_large"
+                     : status >= 500                ? "internal"
+                                                    : "bad_request");
     c->close_after = true;
     web__conn_queue_text(c, status, msg, "");
 }
@@ -194,11 +205,14 @@ void web__conn_dispatch(web_conn_t *c)
     if (r)
         c->observe = r->observe;
     if (!known) {
+        web__count_error(c->srv, c->plain, "not_found");
         web__conn_queue_text(c, 404, "not found", "");
     } else if (!r) {
+        web__count_error(c->srv, c->plain, "not_found");
         snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
         web__conn_queue_text(c, 405, "method not allowed", extra);
     } else if ((r->flags & WEB_ROUTE_JSON) && !is_json(c->content_type)) {
+        web__count_error(c->srv, c->plain, "bad_content_type");
         web__conn_queue_text(c, 415, "content type must be application/json", "");
     } else {
         req = request_new(c, path, query, r);
@@ -282,6 +296,9 @@ void web_respond_headers(web_request_t *req, int status, const char *content_typ
     if (c) {
         c->pending = NULL;
         c->observe = req->hist != NULL;
+        /* a caller's route (the webhook) that could not answer the review */
+        if (req->hist && status >= 400)
+            web__count_error(c->srv, c->plain, status >= 500 ? "internal" : "bad_review");
         conn_queue(c, status, content_type, body ? body : "", body ? len : 0,
                    headers ? headers : "");
         if (!c->dispatching)
