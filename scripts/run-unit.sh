@@ -41,6 +41,11 @@ asan)
         rc=1
     elif [ "$theirs" -gt 0 ]; then
         echo "run-unit: ignored $theirs leak(s) allocated inside libcriterion" >&2
+        # the runner exits 1 for that leak (ASan's exit status), which is
+        # ignored too when every test passed (the Synthesis line says so)
+        if [ "$rc" -eq 1 ] && grep -qE 'Synthesis: .*Failing: 0 \| Crashing: 0' "$log"; then
+            rc=0
+        fi
     fi
     ;;
 valgrind)
