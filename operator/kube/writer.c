@@ -304,7 +304,7 @@ void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const c
 {
     static unsigned counter;
     struct timespec now;
-    char name[320], ts[TIME_RFC3339_MAX];
+    char name[320];
     const char *ns = obj->ns[0] ? obj->ns : "default";
     uint64_t key = event_key(obj, type, reason, message);
     size_t slot = key % EVENT_AGG_SLOTS;
@@ -316,6 +316,7 @@ void kube_event(kube_http_t *h, const kube_obj_t *obj, const char *type, const c
              (unsigned long long)now.tv_sec * 1000000000ULL + (unsigned long long)now.tv_nsec,
              counter++ & 0xffff);
     if (e->key == key && mono - e->last < EVENT_AGG_WINDOW) {
+        char ts[TIME_RFC3339_MAX];
         e->count++;
         e->last = mono;
         time_format_rfc3339((vd_time_t){now.tv_sec, 0}, 0, ts, sizeof(ts));
