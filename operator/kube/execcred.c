@@ -712,6 +712,7 @@ int kube_config_exec_refresh(kube_config_t *c, bool *changed, char *err, size_t 
     e->has_expiry = cred.has_expiry;
     e->expiry = cred.expiry;
     e->obtained = wall_now();
+    e->generation++;
     return 0;
 }
 

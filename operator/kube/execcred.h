@@ -60,6 +60,7 @@ typedef struct kube_exec {
     vd_time_t obtained; /* wall clock of the run that returned it */
     double last_run;    /* monotonic seconds of the last run, 0: none */
     bool last_failed;
+    unsigned long generation; /* counts the credentials put in force */
 } kube_exec_t;
 
 /* What a plugin returned. token, cert_pem and key_pem are fresh allocations

@@ -263,6 +263,17 @@ static int http_reload(kube_http_t *h, const char *trigger)
     return 1;
 }
 
+/* Whether a 401 to r calls for a token reload: with a token file, or with
+ * an exec plugin unless its credential changed since r was sent (another
+ * request's 401, perhaps on another transport, ran it again already). */
+static bool reload_on_401(const kube_http_t *h, const kube_req_t *r)
+{
+    const kube_config_t *c = h->cfg;
+    if (c->exec)
+        return r->exec_gen == c->exec->generation;
+    return c->token_file != NULL;
+}
+
 /* Calls on_done for an ended request. A 401 first triggers a token reload
  * or a run of the exec plugin (at most one per HTTP_401_RELOAD_GAP), so
  * that the next request carries a rotated token without waiting for the
@@ -278,7 +289,7 @@ static void req_dispatch(kube_req_t *r)
         result_failure(r, &res);
     if (!r->status)
         kube__http_count(h, r, "error");
-    if (res.status == 401 && (h->cfg->token_file || h->cfg->exec) &&
+    if (res.status == 401 && reload_on_401(h, r) &&
         ev_now(h->loop) - h->last_401_reload >= HTTP_401_RELOAD_GAP) {
         h->last_401_reload = ev_now(h->loop);
         http_reload(h, "401");
@@ -676,6 +687,8 @@ kube_req_t *kube_http_request(kube_http_t *h, const kube_req_opts_t *o)
     buf_init(&r->body_buf, r->max_body);
     if (kube_config_exec_due(h->cfg, false))
         http_reload(h, "expiry"); /* blocks, as kubectl does, up to the plugin's timeout */
+    if (h->cfg->exec)
+        r->exec_gen = h->cfg->exec->generation;
     if (kube__req_setup(r) < 0)
         goto out_free;
     if (req_fenced(h, r)) {

@@ -41,9 +41,10 @@ struct kube_req {
     bool in_multi;
     bool queued; /* in the release queue */
     bool counted;
-    bool notify;      /* owed an on_done saying it was cancelled (kube_http_free) */
-    bool unfenced;    /* kube_req_opts_t.unfenced */
-    kube_req_t *prev; /* all live requests */
+    bool notify;            /* owed an on_done saying it was cancelled (kube_http_free) */
+    bool unfenced;          /* kube_req_opts_t.unfenced */
+    unsigned long exec_gen; /* the exec credential's generation it was sent with */
+    kube_req_t *prev;       /* all live requests */
     kube_req_t *next;
     kube_req_t *qnext; /* wait list, start list or release queue */
     char *method;

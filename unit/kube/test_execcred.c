@@ -649,17 +649,32 @@ static void tick(struct ev_loop *l, ev_timer *w, int revents)
 }
 
 /* GETs path and runs the loop until the answer; returns its status. */
-static long get(const char *path)
+/* Sends GETs of path on each transport of hs at once and runs the loop
+ * until every answer came; their statuses in status. */
+static void get_all(kube_http_t **hs, int n, const char *path, long *status)
 {
-    long status = 0;
     ev_timer t;
-    cr_assert_not_null(kube_http_request(
-        http, &(kube_req_opts_t){.path = path, .on_done = on_done, .ud = &status}));
+    for (int i = 0; i < n; i++) {
+        status[i] = 0;
+        cr_assert_not_null(kube_http_request(
+            hs[i], &(kube_req_opts_t){.path = path, .on_done = on_done, .ud = &status[i]}));
+    }
     ev_timer_init(&t, tick, 0.02, 0.02);
     ev_timer_start(loop, &t);
-    for (int i = 0; i < 1000 && !status; i++)
+    for (int i = 0, left = n; i < 1000 && left; i++) {
         ev_run(loop, EVRUN_ONCE);
+        left = 0;
+        for (int k = 0; k < n; k++)
+            left += !status[k];
+    }
     ev_timer_stop(loop, &t);
+}
+
+/* GETs path and runs the loop until the answer; returns its status. */
+static long get(const char *path)
+{
+    long status;
+    get_all(&http, 1, path, &status);
     return status;
 }
 
@@ -715,4 +730,22 @@ Test(execcred_http, a_failed_refresh_keeps_the_old_token)
                              "command=./plug.sh trigger=401 error=\"exec credential plugin "
                              "\\\"./plug.sh\\\": exit code 4\"") != NULL,
               "%s", logs());
+}
+
+Test(execcred_http, a_401_to_a_credential_already_replaced_runs_no_plugin)
+{
+    char err2[256];
+    two_runs("", "", NULL);
+    testserver_json(testserver_route(srv, "GET", "/r", 200), "{}");
+    testserver_limit(testserver_route(srv, "GET", "/r", 401), 2);
+    http_config();
+    kube_http_t *hs[2] = {http, kube_http_new(loop, &cfg, err2, sizeof(err2))};
+    cr_assert_not_null(hs[1], "%s", err2);
+    long status[2];
+    get_all(hs, 2, "/r", status);
+    cr_expect(status[0] == 401 && status[1] == 401, "%ld %ld", status[0], status[1]);
+    cr_expect_eq(runs(), 2, "both were sent with the first token: one run for both 401s");
+    cr_expect_eq(get("/r"), 200);
+    cr_expect_str_eq(auth_of(2), "Bearer " TOKEN2);
+    kube_http_free(hs[1]);
 }
