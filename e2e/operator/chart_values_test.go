@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"vmdrain.io/e2e/bed"
@@ -298,11 +299,21 @@ func hookPod(t *testing.T, b *bed.Bed, cp *chartPods, name string, timeout time.
 		phase = corev1.PodFailed
 	}
 	now := metav1.Now()
-	pod.Status.Phase = phase
-	pod.Status.StartTime = &now
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: c.Name, Image: c.Image, ImageID: "docker://" + cp.image,
-		State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: int32(code), StartedAt: now, FinishedAt: now}}}}
-	if _, err := b.Kube.CoreV1().Pods(chartNS).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+	// the scheduler writes the pod's conditions meanwhile: on a conflict,
+	// read it again and write again
+	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cur, err := b.Kube.CoreV1().Pods(chartNS).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Status.Phase = phase
+		cur.Status.StartTime = &now
+		cur.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: c.Name, Image: c.Image, ImageID: "docker://" + cp.image,
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: int32(code), StartedAt: now, FinishedAt: now}}}}
+		_, err = b.Kube.CoreV1().Pods(chartNS).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatalf("the test pod's status: %v", err)
 	}
 	return string(out), code
