@@ -537,7 +537,6 @@ static int plan_vmi_meta(const drain_view_t *v, drain_plan_t *p)
 int drain_reconcile(const drain_view_t *v, drain_plan_t *p)
 {
     const kube_node_t *n = v->node;
-
     memset(p, 0, sizeof(*p));
     p->observed = drain_state_parse(kube_obj_annotation(&n->obj, DRAIN_ANN_STATE));
     p->tainted = kube_node_has_taint(n, v->cfg->node_drain_taint_key, "NoSchedule");

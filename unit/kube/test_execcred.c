@@ -196,7 +196,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static void setup(void)
 {
-    strcpy(dir, "/tmp/vmdrain-execcred-XXXXXX");
+    snprintf(dir, sizeof(dir), "%s", "/tmp/vmdrain-execcred-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     memset(&cfg, 0, sizeof(cfg));
     err[0] = '\0';
