@@ -14,6 +14,7 @@
 #   make test       everything CI runs
 #   make deps       system packages (other targets call it when needed)
 
+.DEFAULT_GOAL := all
 VERSION := $(shell cat VERSION)
 # The git revision vmdrain_build_info reports: the checkout's short commit,
 # "unknown" outside a git checkout; `make VMDRAIN_REVISION=...` sets it
