@@ -126,14 +126,18 @@ func (s scrape) answeredWrites() map[string]float64 {
 
 // svcProxy stands where the chart's Service is: the apiserver calls the
 // webhook at 127.0.0.1:port and each connection goes to a replica whose
-// /readyz answers ok (as Endpoints list only ready pods).
+// /readyz answers ok (as Endpoints list only ready pods). The apiserver
+// keeps its connections open between calls, so each stays with the replica
+// it was first given; drop takes a replica out and closes its connections.
 type svcProxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	pods  []*chartPod
-	ready map[string]bool
-	next  int
-	stop  chan struct{}
+	ln      net.Listener
+	mu      sync.Mutex
+	pods    []*chartPod
+	ready   map[string]bool
+	dropped map[string]bool
+	conns   map[string]map[net.Conn]bool
+	next    int
+	stop    chan struct{}
 }
 
 func startProxy(t *testing.T) *svcProxy {
@@ -142,7 +146,8 @@ func startProxy(t *testing.T) *svcProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &svcProxy{ln: ln, ready: map[string]bool{}, stop: make(chan struct{})}
+	p := &svcProxy{ln: ln, ready: map[string]bool{}, dropped: map[string]bool{},
+		conns: map[string]map[net.Conn]bool{}, stop: make(chan struct{})}
 	t.Cleanup(func() { close(p.stop); ln.Close() })
 	go p.probe()
 	go func() {
@@ -191,17 +196,57 @@ func (p *svcProxy) probe() {
 	}
 }
 
+// drop takes pod out of the endpoints, as the endpoints controller does
+// once the pod's node stops answering, and closes the connections that
+// lead to it: the test cuts a replica off the network right after, and an
+// apiserver connection left with it would hang each eviction sent over it
+// until the webhook's timeout, whichever replica leads. undrop puts it
+// back once it is reachable again.
+func (p *svcProxy) drop(pod *chartPod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dropped[pod.name] = true
+	for c := range p.conns[pod.name] {
+		c.Close()
+	}
+}
+
+func (p *svcProxy) undrop(pod *chartPod) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.dropped, pod.name)
+}
+
 func (p *svcProxy) pick() *chartPod {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for i := 0; i < len(p.pods); i++ {
 		pod := p.pods[(p.next+i)%len(p.pods)]
-		if p.ready[pod.name] {
+		if p.ready[pod.name] && !p.dropped[pod.name] {
 			p.next = (p.next + i + 1) % len(p.pods)
 			return pod
 		}
 	}
 	return nil
+}
+
+// track records c as leading to pod (on) or forgets it (off); false when
+// pod was dropped meanwhile.
+func (p *svcProxy) track(pod *chartPod, c net.Conn, on bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !on {
+		delete(p.conns[pod.name], c)
+		return true
+	}
+	if p.dropped[pod.name] {
+		return false
+	}
+	if p.conns[pod.name] == nil {
+		p.conns[pod.name] = map[net.Conn]bool{}
+	}
+	p.conns[pod.name][c] = true
+	return true
 }
 
 func (p *svcProxy) serve(c net.Conn) {
@@ -215,6 +260,10 @@ func (p *svcProxy) serve(c net.Conn) {
 		return
 	}
 	defer up.Close()
+	if !p.track(pod, c, true) {
+		return
+	}
+	defer p.track(pod, c, false)
 	go func() { _, _ = io.Copy(up, c); up.Close() }()
 	_, _ = io.Copy(c, up)
 }
@@ -394,6 +443,7 @@ func TestLeaderFailoverPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := time.Now()
+	h.proxy.drop(old)
 	docker(t, "network", "disconnect", h.network, old.name)
 	t.Logf("%s (the leader) cut off the network with %d migrations in flight", old.name, w.inFlightFrom(n[0]))
 	leader, lead, write := h.takeover(t, old, cut, 60*time.Second)
@@ -403,6 +453,7 @@ func TestLeaderFailoverPartition(t *testing.T) {
 	}
 
 	docker(t, "network", "connect", "--ip", old.ip, h.network, old.name)
+	h.proxy.undrop(old)
 	var after scrape
 	err = bed.Eventually(context.Background(), 30*time.Second, func(ctx context.Context) (bool, error) {
 		after, err = scrapeMetrics(old.metrics)
