@@ -425,7 +425,8 @@ func TestClientForbiddenIsAClearError(t *testing.T) {
 	if err == nil {
 		t.Fatal("listing without permission succeeded")
 	}
-	want := fmt.Sprintf(`403 Forbidden: pods is forbidden: User "system:serviceaccount:%s:nobody" cannot list resource "pods"`, ns)
+	// the whole state is streamed first: the verb refused is watch
+	want := fmt.Sprintf(`403 Forbidden: pods is forbidden: User "system:serviceaccount:%s:nobody" cannot watch resource "pods"`, ns)
 	if !strings.Contains(errOut, want) {
 		t.Errorf("stderr does not say %q:\n%s", want, errOut)
 	}
