@@ -69,7 +69,7 @@ func TestClientStreamsTheWholeState(t *testing.T) {
 	t.Logf("%s", summary)
 
 	summary, _ = listSummary(t, b.Kubeconfig, ns, "--initial-list", "cache")
-	wantFields(t, summary, "objects=300", "method=cache", "streams=0", "lists=1")
+	wantFields(t, summary, "objects=300", "method=cache", "streams=1", "lists=1")
 	t.Logf("%s", summary)
 
 	_, errOut, err := debugRun(t, b.Kubeconfig, "list", "pods", "--initial-list", "stream")
@@ -155,7 +155,8 @@ func hostPort(t *testing.T, url string) string {
 
 // TestClientListsFromTheWatchCacheWithoutWatchList: a kube-apiserver with
 // the WatchList feature off refuses the streamed state (422); the informer
-// says so and LISTs from the watch cache instead — one LIST, not pages.
+// says so and LISTs from the watch cache instead — one stream tried, then
+// one LIST, not pages.
 func TestClientListsFromTheWatchCacheWithoutWatchList(t *testing.T) {
 	b := bed.OpenT(t)
 	ns := b.Namespace(t)
@@ -170,7 +171,7 @@ func TestClientListsFromTheWatchCacheWithoutWatchList(t *testing.T) {
 	kubeconfig := secondAPIServer(t, b, gates)
 
 	summary, log := listSummary(t, kubeconfig, ns)
-	wantFields(t, summary, "objects=300", "method=cache", "streams=0", "lists=1")
+	wantFields(t, summary, "objects=300", "method=cache", "streams=1", "lists=1")
 	if !strings.Contains(log, "does not stream the initial state; listing from its watch cache") {
 		t.Errorf("no log line of the refused stream:\n%s", log)
 	}
