@@ -174,12 +174,15 @@ func createPods(t *testing.T, b *bed.Bed, ns string, from, n int) {
 }
 
 // TestClientListsTwoThousandPodsInPages: LIST with limit/continue returns
-// every pod exactly once.
+// every pod exactly once (--initial-list paged: the consistent LIST from
+// etcd that the informer otherwise takes only when the watch cache is
+// behind).
 func TestClientListsTwoThousandPodsInPages(t *testing.T) {
 	b := bed.OpenT(t)
 	ns := b.Namespace(t)
 	createPods(t, b, ns, 0, 2000)
-	out, errOut, err := debugRun(t, b.Kubeconfig, "list", "pods", "-n", ns, "--page-size", "300")
+	out, errOut, err := debugRun(t, b.Kubeconfig, "list", "pods", "-n", ns, "--page-size", "300",
+		"--initial-list", "paged")
 	if err != nil {
 		t.Fatalf("debug list: %v\n%s", err, errOut)
 	}
@@ -202,19 +205,17 @@ func TestClientListsTwoThousandPodsInPages(t *testing.T) {
 			t.Errorf("%s listed %d times", name, n)
 		}
 	}
-	if !strings.Contains(summary, "objects=2000") || !strings.Contains(summary, "lists=7") {
-		t.Errorf("summary %q: want objects=2000 in 7 pages of 300", summary)
+	if !strings.Contains(summary, "objects=2000") || !strings.Contains(summary, "lists=7") ||
+		!strings.Contains(summary, "method=paged") || !strings.Contains(summary, "streams=0") {
+		t.Errorf("summary %q: want objects=2000 in 7 pages of 300, none streamed", summary)
 	}
 	t.Logf("%s", summary)
 }
 
-// restartAPIServer kills the bed's kube-apiserver (SIGKILL: a crash, and no
-// wait for its graceful drain of long-running watches) and starts it again
-// with the same arguments, then waits until it is ready.
-func restartAPIServer(t *testing.T, b *bed.Bed, down time.Duration) {
+// apiServerCmdline returns the bed's kube-apiserver's pid and command line.
+func apiServerCmdline(t *testing.T, b *bed.Bed) (int, []string) {
 	t.Helper()
-	pidPath := filepath.Join(b.Dir, "pids", "kube-apiserver.pid")
-	data, err := os.ReadFile(pidPath)
+	data, err := os.ReadFile(filepath.Join(b.Dir, "pids", "kube-apiserver.pid"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +224,16 @@ func restartAPIServer(t *testing.T, b *bed.Bed, down time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	return pid, strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+}
+
+// restartAPIServer kills the bed's kube-apiserver (SIGKILL: a crash, and no
+// wait for its graceful drain of long-running watches) and starts it again
+// with the same arguments, then waits until it is ready.
+func restartAPIServer(t *testing.T, b *bed.Bed, down time.Duration) {
+	t.Helper()
+	pidPath := filepath.Join(b.Dir, "pids", "kube-apiserver.pid")
+	pid, args := apiServerCmdline(t, b)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	for i := 0; i < 150 && bed.Running(pid); i++ {
 		time.Sleep(100 * time.Millisecond)
@@ -248,21 +258,11 @@ func restartAPIServer(t *testing.T, b *bed.Bed, down time.Duration) {
 			}
 		}
 	}
-	logf, err := os.OpenFile(filepath.Join(b.Dir, "logs", "kube-apiserver.log"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); logf.Close() }()
+	cmd, _ := startLogged(t, args, filepath.Join(b.Dir, "logs", "kube-apiserver.log"))
 	if err := os.WriteFile(pidPath, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err = bed.Eventually(context.Background(), time.Minute, func(ctx context.Context) (bool, error) {
+	err := bed.Eventually(context.Background(), time.Minute, func(ctx context.Context) (bool, error) {
 		body, err := b.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
 	})
@@ -425,7 +425,8 @@ func TestClientForbiddenIsAClearError(t *testing.T) {
 	if err == nil {
 		t.Fatal("listing without permission succeeded")
 	}
-	want := fmt.Sprintf(`403 Forbidden: pods is forbidden: User "system:serviceaccount:%s:nobody" cannot list resource "pods"`, ns)
+	// the whole state is streamed first: the verb refused is watch
+	want := fmt.Sprintf(`403 Forbidden: pods is forbidden: User "system:serviceaccount:%s:nobody" cannot watch resource "pods"`, ns)
 	if !strings.Contains(errOut, want) {
 		t.Errorf("stderr does not say %q:\n%s", want, errOut)
 	}
@@ -466,4 +467,24 @@ func TestClientUsesRotatedToken(t *testing.T) {
 	restartAPIServer(t, b, 0)
 	createPods(t, b, ns, 1, 2)
 	w.waitLine(t, "ADDED "+ns+"/p-00002", 2*time.Minute)
+}
+
+// startLogged starts args in a session of its own with its output appended
+// to logPath; the channel closes when it has exited.
+func startLogged(t *testing.T, args []string, logPath string) (*exec.Cmd, chan struct{}) {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	return cmd, exited
 }

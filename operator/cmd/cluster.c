@@ -58,6 +58,15 @@ int cmd_parse_bool_flag(const char *flag, const char *arg, bool *out)
     return 0;
 }
 
+int cmd_parse_initial_list(const char *arg, informer_initial_t *out)
+{
+    if (informer_initial_parse(arg, out) < 0) {
+        fprintf(stderr, "vmdrain: --initial-list wants auto, cache or paged, not '%s'\n", arg);
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_parse_duration_flag(const char *flag, const char *arg, bool zero_ok, double *out)
 {
     double v;

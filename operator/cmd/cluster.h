@@ -7,6 +7,7 @@
 #define VMDRAIN_CMD_CLUSTER_H
 
 #include "kube/config.h"
+#include "kube/informer.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +43,16 @@ int cmd_parse_bool_flag(const char *flag, const char *arg, bool *out);
  * seconds, more than 0 unless zero_ok. Returns 0, or -1 with a message
  * printed that names flag. */
 int cmd_parse_duration_flag(const char *flag, const char *arg, bool zero_ok, double *out);
+
+/* --initial-list: how the informers load the whole state ("auto",
+ * "cache", "paged"). Returns 0, or -1 with a message printed. */
+int cmd_parse_initial_list(const char *arg, informer_initial_t *out);
+
+#define CMD_INITIAL_LIST_USAGE                                                                     \
+    "  --initial-list MODE      how each resource's whole state is loaded: auto (default:\n"       \
+    "                           streamed by a WATCH, else a LIST from the apiserver's\n"           \
+    "                           watch cache), cache (that LIST only) or paged (LISTs\n"            \
+    "                           read from etcd in pages)\n"
 
 /* Frees what cmd_cluster_load() loaded. */
 void cmd_cluster_free(cmd_cluster_t *c);

@@ -153,12 +153,14 @@ static int print_cached(void *ud, const kube_obj_t *obj)
 static void dump(debug_ctx_t *c, const char *end)
 {
     informer_stats_t st;
-    field_t f[7];
+    field_t f[9];
     informer_foreach(c->inf, print_cached, c);
     informer_get_stats(c->inf, &st);
     size_t n = field(f, 0, "objects", "%zu", informer_len(c->inf));
     n = field(f, n, "rv", "%s", informer_resource_version(c->inf));
+    n = field(f, n, "method", "%s", informer_loaded_by(c->inf));
     n = field(f, n, "lists", "%lu", st.lists);
+    n = field(f, n, "streams", "%lu", st.streams);
     n = field(f, n, "relists", "%lu", st.relists);
     n = field(f, n, "watches", "%lu", st.watches);
     n = field(f, n, "events", "%lu", st.events);
@@ -203,9 +205,9 @@ static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
     debug_ctx_t *c = w->data;
     (void)revents;
-    fprintf(stderr, "vmdrain: no complete LIST of %s within --request-timeout %gs%s%s\n",
-            c->res->name, c->request_timeout, c->last_error[0] ? "; last error: " : "",
-            c->last_error);
+    fprintf(
+        stderr, "vmdrain: the whole state of %s did not arrive within --request-timeout %gs%s%s\n",
+        c->res->name, c->request_timeout, c->last_error[0] ? "; last error: " : "", c->last_error);
     c->exit_code = 1;
     ev_break(loop, EVBREAK_ALL);
 }
@@ -227,14 +229,18 @@ static void usage(FILE *out)
         out,
         "Usage: vmdrain [OPTIONS] debug list|watch RESOURCE [-n NAMESPACE] [-l SELECTOR]\n"
         "                                        [--page-size N] [--request-timeout D] [-o json]\n"
+        "                                        [--initial-list auto|cache|paged]\n"
         "\n"
         "-o, --output FORMAT  text (default: one line per object or event) or json\n"
         "                     (one JSON object per line, the same fields)\n"
-        "--request-timeout D  fail (exit 1) when no complete LIST arrived within D\n"
+        "--request-timeout D  fail (exit 1) when the whole state did not arrive within D\n"
         "                     (default 0: wait, retrying with backoff)\n"
+        "--initial-list MODE  how the whole state is loaded: auto (default: streamed by\n"
+        "                     a WATCH, else a LIST from the apiserver's watch cache),\n"
+        "                     cache (that LIST only) or paged (LISTs from etcd in pages)\n"
         "\n"
-        "list   LISTs RESOURCE (paginated) and prints every object, then exits.\n"
-        "watch  LISTs, then WATCHes RESOURCE, printing ADDED/MODIFIED/DELETED lines;\n"
+        "list   loads RESOURCE whole and prints every object, then exits.\n"
+        "watch  loads, then WATCHes RESOURCE, printing ADDED/MODIFIED/DELETED lines;\n"
         "       SIGUSR1 prints the cache, SIGINT or SIGTERM ends it.\n"
         "\n"
         "RESOURCE: %s\n",
@@ -251,6 +257,7 @@ static int parse_args(int argc, char **argv, informer_opts_t *o, debug_ctx_t *c)
         {"page-size", required_argument, NULL, 'p'},
         {"request-timeout", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'},
+        {"initial-list", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -285,6 +292,10 @@ static int parse_args(int argc, char **argv, informer_opts_t *o, debug_ctx_t *c)
             break;
         case 't':
             if (cmd_parse_duration_flag("--request-timeout", optarg, true, &c->request_timeout) < 0)
+                return 2;
+            break;
+        case 'I':
+            if (cmd_parse_initial_list(optarg, &o->initial) < 0)
                 return 2;
             break;
         case 'h':

@@ -49,8 +49,9 @@ typedef struct run_flags {
     char kv_ns[CMD_REF_MAX], kv_name[CMD_REF_MAX]; /* --kubevirt; "" when not given */
     const char *cert, *key, *client_ca, *listen, *metrics_listen;
     bool metrics_auth, metrics_tls;
-    kube_http_opts_t http; /* the request rate limit */
-    double records_ttl;    /* --nodedrain-retention */
+    kube_http_opts_t http;      /* the request rate limit */
+    double records_ttl;         /* --nodedrain-retention */
+    informer_initial_t initial; /* --initial-list */
     cmd_leader_flags_t leader;
 } run_flags_t;
 
@@ -151,7 +152,8 @@ static void usage(FILE *out)
         "                           (default 100)\n"
         "  --nodedrain-retention DURATION  how long the NodeDrain record of a drain by\n"
         "                           the taint or by evictions is kept once the drain\n"
-        "                           ended (default 24h; 30s, 15m, 2h)\n" CMD_LEADER_USAGE);
+        "                           ended (default 24h; 30s, 15m, 2h)\n" CMD_INITIAL_LIST_USAGE
+            CMD_LEADER_USAGE);
 }
 
 /* Parses a number flag into out, within [min, max]. Returns 0 or -1
@@ -223,6 +225,8 @@ static int take_flag(int opt, const char *arg, run_flags_t *f)
             return -1;
         }
         return 0;
+    case 'I':
+        return cmd_parse_initial_list(arg, &f->initial);
     default:
         return cmd_leader_take_flag(&f->leader, opt, arg) == 0 ? 0 : -1;
     }
@@ -244,6 +248,7 @@ static int parse_flags(int argc, char **argv, run_flags_t *f)
         {"kube-api-qps", required_argument, NULL, 'Q'},
         {"kube-api-burst", required_argument, NULL, 'B'},
         {"nodedrain-retention", required_argument, NULL, 'R'},
+        {"initial-list", required_argument, NULL, 'I'},
         {"help", no_argument, NULL, 'h'},
     };
     enum { N_OWN = sizeof(options) / sizeof(options[0]) };
@@ -396,7 +401,8 @@ int cmd_run_main(cmd_cluster_t *cluster, int argc, char **argv)
                                  .kubevirt_ns = f.kv_ns,
                                  .kubevirt_name = f.kv_name,
                                  .follower = f.leader.enabled,
-                                 .records_ttl = f.records_ttl};
+                                 .records_ttl = f.records_ttl,
+                                 .initial = f.initial};
     r.loop = loop;
     r.ctl = drain_controller_new(loop, http, &o);
     if (!r.ctl) {

@@ -249,7 +249,8 @@ static informer_t *make_informer(drain_controller_t *c, kube_kind_t kind, const 
     informer_opts_t o = {.resource = kube_resource_of_kind(kind),
                          .ns = ns,
                          .field_selector = field_selector,
-                         .label_selector = label_selector};
+                         .label_selector = label_selector,
+                         .initial = c->initial};
     return informer_new(c->http, c->loop, &o, h, c);
 }
 
@@ -319,6 +320,7 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     c->patch_interval = opts->patch_interval > 0 ? opts->patch_interval : 1.0;
     c->leading = !opts->follower;
     c->records_ttl = opts->records_ttl > 0 ? opts->records_ttl : 86400;
+    c->initial = opts->initial;
     if (opts->follower)
         kube_http_fence(http, FENCE_TEXT);
     drain_config_defaults(&c->cfg);

@@ -20,6 +20,7 @@
 
 #include "drain/eviction.h"
 #include "kube/http.h"
+#include "kube/informer.h"
 
 #include <stdbool.h>
 
@@ -39,6 +40,8 @@ typedef struct drain_controller_opts {
     bool follower;
     /* seconds a NodeDrain record of a finished drain is kept; <= 0: a day */
     double records_ttl;
+    /* how the informers load the whole state (--initial-list) */
+    informer_initial_t initial;
 } drain_controller_opts_t;
 
 /* Creates the controller; nothing happens before drain_controller_start().

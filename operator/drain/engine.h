@@ -81,9 +81,10 @@ struct drain_controller {
     kube_http_t *http;
     char *cfg_ns, *cfg_name;
     double patch_interval;
-    drain_config_t cfg;    /* in force: cm_cfg over kv_cfg (drain/sources.c) */
-    drain_config_t cm_cfg; /* the ConfigMap's last good one (defaults when none) */
-    drain_config_t kv_cfg; /* the KubeVirt CR's last good one */
+    informer_initial_t initial; /* how the informers load the whole state */
+    drain_config_t cfg;         /* in force: cm_cfg over kv_cfg (drain/sources.c) */
+    drain_config_t cm_cfg;      /* the ConfigMap's last good one (defaults when none) */
+    drain_config_t kv_cfg;      /* the KubeVirt CR's last good one */
     bool cfg_seen, kv_seen;
     char *kv_ns, *kv_name; /* --kubevirt; NULL when not read */
     bool taint_shared;     /* KubeVirt acts on vmdrain's taint key (last said) */

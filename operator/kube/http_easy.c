@@ -249,7 +249,13 @@ int kube__req_setup(kube_req_t *r)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, h->tls ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    /* Compressed bodies for LIST and GET; a WATCH asks for none: the
+     * kube-apiserver gzips a large watch stream (the streamed initial
+     * state), and libcurl 7.88 fails to inflate it part way ("Failed
+     * writing received data", "Failed reading the chunked-encoded
+     * stream" over HTTP/1.1), the curl tool as well. */
+    if (!r->watch)
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "vmdrain/" VMDRAIN_VERSION);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_curl_write);

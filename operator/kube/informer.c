@@ -1,6 +1,7 @@
 /*
- * informer — see informer.h: LIST, WATCH, the cache and its indexes, the
- * change handlers, back-off.
+ * informer — see informer.h: the whole state (streamed, or LISTed from the
+ * watch cache or from etcd), WATCH, the cache and its indexes, the change
+ * handlers, back-off.
  *
  * Owns informer_t and the objects in its cache. Calls kube/http (requests),
  * kube/decode (bodies), kube/resources (paths), util/hmap, util/log and
@@ -38,9 +39,22 @@ typedef struct index {
 typedef enum phase {
     PHASE_IDLE,
     PHASE_LISTING,
+    PHASE_STREAMING, /* a WATCH whose initial events are not all in */
     PHASE_WATCHING,
     PHASE_BACKOFF,
 } phase_t;
+
+/* How the next whole state is loaded: the informer steps down from STREAM
+ * to CACHE when the server refuses to stream. */
+typedef enum method {
+    METHOD_STREAM,
+    METHOD_CACHE,
+    METHOD_PAGED,
+} method_t;
+
+static const char *const method_names[] = {"stream", "cache", "paged"};
+
+#define INITIAL_EVENTS_END "k8s.io/initial-events-end"
 
 struct informer {
     kube_http_t *http;
@@ -59,8 +73,13 @@ struct informer {
     bool synced;
     char *rv;           /* resume point */
     char *continue_tok; /* next LIST page, or NULL */
-    bool relist;        /* the watch saw 410: LIST again */
+    bool relist;        /* the watch saw 410: load the whole state again */
+    bool expired;       /* this watch's stream said 410 */
     bool listed_once;
+    method_t method;     /* how the next whole state is loaded */
+    bool from_etcd;      /* this one: the watch cache was behind (504, 410) */
+    bool stream_ignored; /* a plain bookmark came before the initial events' end */
+    const char *loaded_by;
 
     phase_t phase;
     kube_req_t *req;
@@ -73,6 +92,24 @@ static metrics_counter_t *watch_restarts;
 
 static void start_list(informer_t *inf);
 static void start_watch(informer_t *inf);
+static void start_stream(informer_t *inf);
+
+int informer_initial_parse(const char *s, informer_initial_t *out)
+{
+    static const char *const names[] = {"auto", "cache", "paged"};
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, names[i]) == 0) {
+            *out = (informer_initial_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *informer_initial_name(informer_initial_t v)
+{
+    static const char *const names[] = {"auto", "cache", "paged"};
+    return (unsigned)v < 3 ? names[v] : "auto";
+}
 
 /* --- store and indexes --------------------------------------------------------- */
 
@@ -200,8 +237,19 @@ static void set_str(char **dst, const char *s)
 static void end_request(informer_t *inf)
 {
     inf->req = NULL;
+    inf->expired = false;
     kube_decoder_free(inf->dec);
     inf->dec = NULL;
+}
+
+/* Loads the whole state: streamed, unless the server refused that or a
+ * LIST's pages are under way. */
+static void start_whole(informer_t *inf)
+{
+    if (inf->method == METHOD_STREAM && !inf->continue_tok)
+        start_stream(inf);
+    else
+        start_list(inf);
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -210,7 +258,7 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     if (!inf->listed_once || inf->relist || inf->continue_tok || !inf->rv)
-        start_list(inf);
+        start_whole(inf);
     else
         start_watch(inf);
 }
@@ -253,8 +301,13 @@ static int on_body(void *ud, const char *data, size_t len)
         return -1;
     }
     /* a watch ERROR event asked for a relist: stop reading this stream */
-    if (inf->relist && inf->phase == PHASE_WATCHING) {
+    if (inf->expired) {
         kube_req_set_error(inf->req, "watch expired (410): relisting");
+        return -1;
+    }
+    if (inf->stream_ignored) {
+        kube_req_set_error(inf->req, "the server sent a bookmark before the initial events' "
+                                     "end: it does not stream the initial state");
         return -1;
     }
     return 0;
@@ -281,6 +334,30 @@ static void on_list_meta(void *ud, const char *rv, const char *cont)
     set_str(&inf->continue_tok, cont);
 }
 
+/* The whole state is in (the last LIST page, or the initial events' end):
+ * what it did not hold is gone. */
+static void whole_loaded(informer_t *inf, method_t how)
+{
+    store_sweep(inf);
+    if (inf->listed_once)
+        inf->stats.relists++;
+    if (!inf->listed_once || inf->loaded_by != method_names[how]) {
+        char n[32];
+        snprintf(n, sizeof(n), "%zu", inf->store.len);
+        log_info("informer: whole state loaded", "resource", inf->resource->name, "method",
+                 method_names[how], "objects", n, "resource_version", inf->rv);
+    }
+    inf->loaded_by = method_names[how];
+    inf->listed_once = true;
+    inf->relist = false;
+    inf->backoff = inf->backoff_base;
+    if (!inf->synced) {
+        inf->synced = true;
+        if (inf->h.on_synced)
+            inf->h.on_synced(inf->ud);
+    }
+}
+
 static void on_list_done(void *ud, const kube_result_t *res)
 {
     informer_t *inf = ud;
@@ -295,9 +372,16 @@ static void on_list_done(void *ud, const kube_result_t *res)
         snprintf(msg, sizeof(msg), "%s", res->error ? res->error : kube_decoder_error(inf->dec));
     end_request(inf);
     if (res->error || finished < 0) {
+        bool paging = inf->continue_tok != NULL;
         if (res->status == 410) {
             /* the continue token expired: start the LIST over */
             set_str(&inf->continue_tok, NULL);
+        }
+        if (!paging && inf->method == METHOD_CACHE && (res->status == 504 || res->status == 410)) {
+            /* the watch cache is behind the version asked for: etcd answers */
+            inf->from_etcd = true;
+            log_info("informer: the watch cache is behind; the next LIST reads etcd", "resource",
+                     inf->resource->name, "error", msg);
         }
         back_off(inf, "list", msg, res->status);
         return;
@@ -306,17 +390,8 @@ static void on_list_done(void *ud, const kube_result_t *res)
         start_list(inf);
         return;
     }
-    store_sweep(inf);
-    if (inf->listed_once)
-        inf->stats.relists++;
-    inf->listed_once = true;
-    inf->relist = false;
-    inf->backoff = inf->backoff_base;
-    if (!inf->synced) {
-        inf->synced = true;
-        if (inf->h.on_synced)
-            inf->h.on_synced(inf->ud);
-    }
+    whole_loaded(inf, inf->from_etcd || inf->method == METHOD_PAGED ? METHOD_PAGED : METHOD_CACHE);
+    inf->from_etcd = false;
     start_watch(inf);
 }
 
@@ -334,6 +409,16 @@ static void start_list(informer_t *inf)
     if (inf->continue_tok) {
         buf_puts(&path, "&continue=");
         kube_url_escape(&path, inf->continue_tok);
+    } else if (inf->method != METHOD_PAGED && !inf->from_etcd) {
+        /* from the watch cache: anything at first, then nothing older than
+         * what the cache already holds */
+        if (inf->listed_once && inf->rv) {
+            buf_puts(&path, "&resourceVersion=");
+            kube_url_escape(&path, inf->rv);
+            buf_puts(&path, "&resourceVersionMatch=NotOlderThan");
+        } else {
+            buf_puts(&path, "&resourceVersion=0");
+        }
     }
     add_selectors(inf, &path);
     inf->dec =
@@ -376,11 +461,20 @@ static void on_event(void *ud, kube_event_type_t type, kube_obj_t *obj, const ku
     case KUBE_EVENT_BOOKMARK:
         set_str(&inf->rv, obj->resource_version);
         inf->stats.bookmarks++;
+        if (inf->phase == PHASE_STREAMING) {
+            const char *end = kube_obj_annotation(obj, INITIAL_EVENTS_END);
+            if (end && strcmp(end, "true") == 0) {
+                inf->phase = PHASE_WATCHING;
+                whole_loaded(inf, METHOD_STREAM);
+            } else {
+                inf->stream_ignored = true;
+            }
+        }
         kube_obj_free(obj);
         break;
     case KUBE_EVENT_ERROR:
         if (status->code == 410) {
-            inf->relist = true;
+            inf->expired = true;
         } else {
             log_warn("informer: watch error event", "resource", inf->resource->name, "reason",
                      status->reason, "message", status->message);
@@ -391,10 +485,18 @@ static void on_event(void *ud, kube_event_type_t type, kube_obj_t *obj, const ku
     inf->backoff = inf->backoff_base;
 }
 
+/* A stream the server refused (the WatchList feature is off: 422 Invalid;
+ * or it sent a plain bookmark first: it ignored sendInitialEvents). */
+static bool stream_refused(informer_t *inf, const kube_result_t *res)
+{
+    return inf->stream_ignored || res->status == 422 || res->status == 400;
+}
+
 static void on_watch_done(void *ud, const kube_result_t *res)
 {
     informer_t *inf = ud;
     const char *labels[] = {inf->resource->name};
+    bool streaming = inf->phase == PHASE_STREAMING, expired = inf->expired;
     char msg[512];
 
     if (res->cancelled) {
@@ -406,22 +508,38 @@ static void on_watch_done(void *ud, const kube_result_t *res)
         snprintf(msg, sizeof(msg), "%s", kube_decoder_error(inf->dec));
     end_request(inf);
     metrics_counter_add(watch_restarts, 1, labels);
-    if (inf->relist || res->status == 410) {
-        inf->relist = true;
-        log_info("informer: resourceVersion expired, relisting", "resource", inf->resource->name,
-                 "resource_version", inf->rv);
+    if (streaming && stream_refused(inf, res)) {
+        inf->stream_ignored = false;
+        inf->method = METHOD_CACHE;
+        log_info("informer: the server does not stream the initial state; listing from its "
+                 "watch cache",
+                 "resource", inf->resource->name, "error", msg);
         start_list(inf);
         return;
     }
-    if (msg[0]) {
-        back_off(inf, "watch", msg, res->status);
+    if (expired || res->status == 410) {
+        inf->relist = true;
+        if (streaming) { /* the whole state itself expired: not at once again */
+            back_off(inf, "watch", msg[0] ? msg : "the streamed state expired (410)", 410);
+            return;
+        }
+        log_info("informer: resourceVersion expired, relisting", "resource", inf->resource->name,
+                 "resource_version", inf->rv);
+        start_whole(inf);
+        return;
+    }
+    if (msg[0] || streaming) {
+        back_off(inf, "watch", msg[0] ? msg : "the watch ended before its initial events did",
+                 res->status);
         return;
     }
     /* the server ended the watch at its timeout: resume at once */
     start_watch(inf);
 }
 
-static void start_watch(informer_t *inf)
+/* A WATCH: from the last resourceVersion seen, or (stream) the whole state
+ * first, at least as new as etcd's (no resourceVersion: consistent). */
+static void start_watch_req(informer_t *inf, bool stream)
 {
     static const kube_decoder_cb_t cb = {.on_event = on_event, .on_skip = on_skip};
     buf_t path;
@@ -429,8 +547,10 @@ static void start_watch(informer_t *inf)
 
     buf_init(&path, 8192);
     kube_resource_path(inf->resource, inf->ns, NULL, NULL, &path);
-    buf_printf(&path, "?watch=1&allowWatchBookmarks=true&timeoutSeconds=%d", timeout);
-    if (inf->rv) {
+    buf_puts(&path, stream ? "?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan"
+                           : "?watch=1");
+    buf_printf(&path, "&allowWatchBookmarks=true&timeoutSeconds=%d", timeout);
+    if (inf->rv && !stream) {
         buf_puts(&path, "&resourceVersion=");
         kube_url_escape(&path, inf->rv);
     }
@@ -444,7 +564,7 @@ static void start_watch(informer_t *inf)
                          .on_done = on_watch_done,
                          .ud = inf,
                          .verb = "watch"};
-    inf->phase = PHASE_WATCHING;
+    inf->phase = stream ? PHASE_STREAMING : PHASE_WATCHING;
     inf->stats.watches++;
     inf->req = inf->dec ? kube_http_request(inf->http, &o) : NULL;
     if (!inf->req) {
@@ -452,6 +572,19 @@ static void start_watch(informer_t *inf)
         back_off(inf, "watch", "cannot start request", 0);
     }
     buf_free(&path);
+}
+
+static void start_watch(informer_t *inf)
+{
+    start_watch_req(inf, false);
+}
+
+static void start_stream(informer_t *inf)
+{
+    inf->gen++; /* a new whole state begins */
+    inf->stream_ignored = false;
+    inf->stats.streams++;
+    start_watch_req(inf, true);
 }
 
 /* --- public ------------------------------------------------------------------------- */
@@ -479,6 +612,10 @@ informer_t *informer_new(kube_http_t *http, struct ev_loop *loop, const informer
     inf->backoff_base = opts->backoff_base > 0 ? opts->backoff_base : INFORMER_BACKOFF_BASE;
     inf->backoff_max = opts->backoff_max > 0 ? opts->backoff_max : INFORMER_BACKOFF_MAX;
     inf->backoff = inf->backoff_base;
+    inf->method = opts->initial == INFORMER_INITIAL_PAGED   ? METHOD_PAGED
+                  : opts->initial == INFORMER_INITIAL_CACHE ? METHOD_CACHE
+                                                            : METHOD_STREAM;
+    inf->loaded_by = "";
     if (handlers)
         inf->h = *handlers;
     inf->ud = ud;
@@ -524,7 +661,7 @@ void informer_free(informer_t *inf)
 void informer_start(informer_t *inf)
 {
     if (inf->phase == PHASE_IDLE)
-        start_list(inf);
+        start_whole(inf);
 }
 
 void informer_rewatch(informer_t *inf)
@@ -539,6 +676,11 @@ void informer_rewatch(informer_t *inf)
 bool informer_synced(const informer_t *inf)
 {
     return inf->synced;
+}
+
+const char *informer_loaded_by(const informer_t *inf)
+{
+    return inf->loaded_by;
 }
 
 const kube_obj_t *informer_get(const informer_t *inf, const char *key)

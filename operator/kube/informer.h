@@ -1,14 +1,22 @@
 /*
- * informer — a read-only cache of one resource, kept current by LIST then
- * WATCH, with indexes and change handlers.
+ * informer — a read-only cache of one resource, loaded whole and kept
+ * current by WATCH, with indexes and change handlers.
  *
- * The reflector loop is client-go's: LIST in pages (limit/continue), then
- * WATCH from the list's resourceVersion with bookmarks; a watch that ends
- * is resumed from the last resourceVersion seen; 410 Gone (the version is
- * too old) triggers a fresh LIST whose result replaces the cache, with
- * add/update/delete handlers fired for the differences; failures back off
- * exponentially with jitter. Objects are compact projections
- * (kube/objects.h) owned by the cache; handlers and lookups borrow them.
+ * The reflector loop is client-go's. The whole state is loaded the way the
+ * apiserver serves it cheapest: streamed over a WATCH (sendInitialEvents,
+ * resourceVersionMatch=NotOlderThan, up to the bookmark annotated
+ * k8s.io/initial-events-end), else, when the server refuses that (the
+ * WatchList feature off: 422), a LIST from its watch cache
+ * (resourceVersion=0, or NotOlderThan the version last seen on a relist),
+ * else a consistent LIST from etcd in pages (limit/continue), taken only
+ * for a relist the watch cache is too far behind for (504, 410). Then the
+ * WATCH goes on from that state's resourceVersion with bookmarks; a watch
+ * that ends is resumed from the last resourceVersion seen; 410 Gone (the
+ * version is too old) loads the whole state again the same way, and it
+ * replaces the cache, with add/update/delete handlers fired for the
+ * differences; failures back off exponentially with jitter. Objects are
+ * compact projections (kube/objects.h) owned by the cache; handlers and
+ * lookups borrow them.
  *
  * Everything runs on the loop of the kube_http_t given. Handlers must not
  * free the informer.
@@ -33,12 +41,24 @@ typedef struct informer_handlers {
     void (*on_update)(void *ud, const kube_obj_t *old, const kube_obj_t *obj);
     /* An object is gone; obj is its last known state, freed after the call. */
     void (*on_delete)(void *ud, const kube_obj_t *obj);
-    /* The first complete LIST has been applied (once per informer). */
+    /* The first whole state has been applied (once per informer). */
     void (*on_synced)(void *ud);
     /* A LIST or WATCH failed; msg is one line. The informer retries by
      * itself; this is for callers that want to stop (debug commands). */
     void (*on_error)(void *ud, const char *msg, long http_status);
 } informer_handlers_t;
+
+/* How the whole state is loaded (see above); AUTO is the default. */
+typedef enum informer_initial {
+    INFORMER_INITIAL_AUTO = 0, /* stream; a LIST from the watch cache if refused */
+    INFORMER_INITIAL_CACHE,    /* LIST from the watch cache, never streamed */
+    INFORMER_INITIAL_PAGED,    /* consistent LISTs from etcd in pages, always */
+} informer_initial_t;
+
+/* "auto", "cache", "paged" <-> the enum: parse returns 0, or -1 for any
+ * other text. */
+int informer_initial_parse(const char *s, informer_initial_t *out);
+const char *informer_initial_name(informer_initial_t v);
 
 typedef struct informer_opts {
     const kube_resource_t *resource;
@@ -51,6 +71,7 @@ typedef struct informer_opts {
     double backoff_max;      /* seconds; <= 0 means 30 */
     int watch_timeout;       /* seconds asked of the server per WATCH;
                                 <= 0 means a random 300..600 */
+    informer_initial_t initial;
 } informer_opts_t;
 
 /* Creates an informer; nothing happens before informer_start(). The
@@ -67,8 +88,12 @@ void informer_start(informer_t *inf);
  * after a disconnect (tests, and a hint after an apiserver restart). */
 void informer_rewatch(informer_t *inf);
 
-/* True once the first LIST has been applied. */
+/* True once the first whole state has been applied. */
 bool informer_synced(const informer_t *inf);
+
+/* How the last whole state was loaded: "stream", "cache", "paged", or ""
+ * before the first. */
+const char *informer_loaded_by(const informer_t *inf);
 
 /* The cached object with key "ns/name" (or "name"), or NULL. */
 const kube_obj_t *informer_get(const informer_t *inf, const char *key);
@@ -98,8 +123,9 @@ size_t informer_index_count(const informer_t *inf, const char *index, const char
 /* Counters, for tests and `vmdrain debug`. */
 typedef struct informer_stats {
     unsigned long lists;   /* LIST requests made (pages included) */
-    unsigned long relists; /* complete re-LISTs after the first */
-    unsigned long watches; /* WATCH requests made */
+    unsigned long streams; /* WATCH requests that streamed the whole state */
+    unsigned long relists; /* whole states loaded after the first */
+    unsigned long watches; /* WATCH requests made (streams included) */
     unsigned long events;  /* watch events applied (bookmarks excluded) */
     unsigned long bookmarks;
     unsigned long skipped; /* objects the decoder skipped */

@@ -59,10 +59,11 @@ static const struct kept_key {
     const char *text;
     bool prefix;
 } kept_keys[] = {
-    {"kubevirt.io", false},    /* kubevirt.io=virt-launcher */
-    {"kubevirt.io/", true},    /* kubevirt.io/domain, kubevirt.io/migrationJobUID, ... */
-    {"vmdrain.io/", true},     /* vmdrain's own state */
-    {"sim.vmdrain.io/", true}, /* the test bed's simulator */
+    {"kubevirt.io", false},               /* kubevirt.io=virt-launcher */
+    {"kubevirt.io/", true},               /* kubevirt.io/domain, kubevirt.io/migrationJobUID, ... */
+    {"vmdrain.io/", true},                /* vmdrain's own state */
+    {"sim.vmdrain.io/", true},            /* the test bed's simulator */
+    {"k8s.io/initial-events-end", false}, /* the bookmark ending a streamed state */
 };
 
 bool kube_obj_keeps_key(const char *key, size_t len)

@@ -254,7 +254,10 @@ static void start_as(bool follower)
     drain_controller_opts_t o = {.config_ns = "kubevirt",
                                  .config_name = "kubevirt-config",
                                  .patch_interval = 0.05,
-                                 .follower = follower};
+                                 .follower = follower,
+                                 /* the scripted server answers LISTs; how the
+                                  * whole state streams is test_informer's */
+                                 .initial = INFORMER_INITIAL_PAGED};
     ctl = drain_controller_new(loop, http, &o);
     cr_assert_not_null(ctl);
     drain_controller_start(ctl);

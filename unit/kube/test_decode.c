@@ -382,7 +382,8 @@ Test(decode, watch_pods_every_split)
         " " LAUNCHER_ANNOTATIONS
         ",kubevirt.io/migrationJobUID=3e4f5a6b-7c8d-4e9f-a0b1-c2d3e4f5a6b7} | node=worker-1 "
         "phase=Failed\n"
-        "EVENT BOOKMARK Pod  uid= rv=184480 gen=0 created=- deleted=- labels={} annotations={} | "
+        "EVENT BOOKMARK Pod  uid= rv=184480 gen=0 created=- deleted=- labels={} "
+        "annotations={k8s.io/initial-events-end=true} | "
         "node= phase=\n"
         "EVENT DELETED " WATCHED_POD "rv=184490 gen=0 created=2024-05-13T09:12:44Z "
         "deleted=2024-05-13T09:45:00Z " LAUNCHER_LABELS " " LAUNCHER_ANNOTATIONS

@@ -126,10 +126,11 @@ static const char *node_index(const kube_obj_t *o)
     return p && p->node_name[0] ? p->node_name : NULL;
 }
 
-static void make_informer(int page_size)
+static void make_informer_by(int page_size, informer_initial_t initial)
 {
     informer_opts_t o = {.resource = kube_resource_find("pods"),
                          .page_size = page_size,
+                         .initial = initial,
                          .label_selector = "kubevirt.io=virt-launcher",
                          .backoff_base = 0.01,
                          .backoff_max = 0.05,
@@ -138,6 +139,12 @@ static void make_informer(int page_size)
     inf = informer_new(http, loop, &o, &h, NULL);
     cr_assert_not_null(inf);
     cr_assert_eq(informer_add_index(inf, "node", node_index), 0);
+}
+
+/* The paged LISTs of etcd: the tests of paging, resuming and 410. */
+static void make_informer(int page_size)
+{
+    make_informer_by(page_size, INFORMER_INITIAL_PAGED);
 }
 
 static void on_deadline(struct ev_loop *l, ev_timer *w, int revents)
@@ -170,7 +177,9 @@ static void run_until(const char *want)
     ev_run(loop, 0);
     ev_check_stop(loop, &check);
     ev_timer_stop(loop, &deadline);
-    cr_assert_not_null(strstr(trace, want), "waited for \"%s\", trace: %s", want, trace);
+    fflush(logsink);
+    cr_assert_not_null(strstr(trace, want), "waited for \"%s\", trace: %s\nlog:\n%s", want, trace,
+                       logged ? logged : "");
 }
 
 static void list_page(const char *prefix, const char *items, const char *rv, const char *cont)
@@ -353,4 +362,158 @@ Test(informer, a_transport_freed_under_it_is_an_end_not_an_error)
     cr_expect_null(strstr(trace, "error;"), "%s", trace);
     fflush(logsink);
     cr_expect_null(strstr(logged ? logged : "", "retrying"), "%s", logged);
+}
+
+/* --- the whole state streamed, or listed from the watch cache ------------ */
+
+static const char *const initial_end =
+    "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":"
+    "{\"resourceVersion\":\"%s\",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}}}}\n";
+
+static const char *const expired =
+    "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":"
+    "\"Failure\",\"message\":\"too old resource version\",\"reason\":\"Expired\",\"code\":410}}\n";
+
+/* A route streaming the events given (NULL-terminated), then held open or
+ * used once and ended. */
+static testserver_route_t *stream_route(const char *prefix, bool hold, const char *const *evs)
+{
+    testserver_route_t *r = testserver_route(srv, "GET", prefix, 200);
+    for (size_t i = 0; evs[i]; i++)
+        testserver_chunk(r, evs[i], strlen(evs[i]), 0);
+    if (hold)
+        testserver_hold(r);
+    else
+        testserver_limit(r, 1);
+    return r;
+}
+
+Test(informer, the_whole_state_is_streamed_then_watched)
+{
+    char end[256];
+    snprintf(end, sizeof(end), initial_end, "20");
+    const char *evs[] = {event("ADDED", pod("a", "10")), event("ADDED", pod("b", "11")), end,
+                         event("MODIFIED", pod("a", "21")), NULL};
+    stream_route("/api/v1/pods?watch=1&sendInitialEvents=true", true, evs);
+    make_informer_by(0, INFORMER_INITIAL_AUTO);
+    informer_start(inf);
+    run_until("update ns/a@21;");
+    cr_expect_str_eq(trace, "add ns/a@10;add ns/b@11;synced;update ns/a@21;");
+    cr_expect_str_eq(informer_loaded_by(inf), "stream");
+    cr_expect_str_eq(informer_resource_version(inf), "21");
+    const testserver_request_t *q = testserver_request(srv, 0);
+    cr_assert_not_null(q);
+    cr_expect_str_eq(q->target,
+                     "/api/v1/pods?watch=1&sendInitialEvents=true&resourceVersionMatch="
+                     "NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=30&"
+                     "labelSelector=kubevirt.io%3Dvirt-launcher",
+                     "no resourceVersion: at least as new as etcd");
+    informer_stats_t st;
+    informer_get_stats(inf, &st);
+    cr_expect_eq(st.lists, 0);
+    cr_expect_eq(st.streams, 1);
+    cr_expect_eq(testserver_nrequests(srv), 1, "one request for the state and the watch");
+}
+
+Test(informer, a_410_streams_the_whole_state_again_and_fires_the_differences)
+{
+    char end1[256], end2[256];
+    snprintf(end1, sizeof(end1), initial_end, "11");
+    snprintf(end2, sizeof(end2), initial_end, "31");
+    const char *second[] = {event("ADDED", pod("a", "10")), event("ADDED", pod("c", "30")), end2,
+                            NULL};
+    stream_route("/api/v1/pods?watch=1&sendInitialEvents=true", true, second);
+    const char *first[] = {event("ADDED", pod("a", "10")), event("ADDED", pod("b", "11")), end1,
+                           expired, NULL};
+    stream_route("/api/v1/pods?watch=1&sendInitialEvents=true", false, first);
+    make_informer_by(0, INFORMER_INITIAL_AUTO);
+    informer_start(inf);
+    run_until("delete ns/b@11;");
+    cr_expect_str_eq(trace, "add ns/a@10;add ns/b@11;synced;add ns/c@30;delete ns/b@11;");
+    informer_stats_t st;
+    informer_get_stats(inf, &st);
+    cr_expect_eq(st.streams, 2);
+    cr_expect_eq(st.relists, 1);
+    cr_expect_eq(st.lists, 0);
+    cr_expect_eq(st.errors, 0);
+    cr_expect_str_eq(informer_resource_version(inf), "31");
+}
+
+Test(informer, a_refused_stream_lists_from_the_watch_cache_then_etcd_when_it_is_behind)
+{
+    /* registered last to first: the paged LIST from etcd and its watch */
+    testserver_hold(testserver_route(srv, "GET", "/api/v1/pods?watch=1&allowWatchBookmarks", 200));
+    char items[1200];
+    snprintf(items, sizeof(items), "%s,%s", pod("a", "10"), pod("c", "30"));
+    list_page("/api/v1/pods?limit=500&labelSelector=", items, "31", "");
+    /* the relist from the cache times out: the cache is behind */
+    testserver_route_t *slow = testserver_route(
+        srv, "GET", "/api/v1/pods?limit=500&resourceVersion=10&resourceVersionMatch=NotOlderThan",
+        504);
+    testserver_json(slow, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                          "\"message\":\"Too large resource version\",\"reason\":\"Timeout\","
+                          "\"code\":504}");
+    testserver_limit(slow, 1);
+    const char *gone[] = {expired, NULL};
+    stream_route("/api/v1/pods?watch=1&allowWatchBookmarks", false, gone);
+    list_page("/api/v1/pods?limit=500&resourceVersion=0&", pod("a", "10"), "10", "");
+    testserver_route_t *r =
+        testserver_route(srv, "GET", "/api/v1/pods?watch=1&sendInitialEvents=true", 422);
+    testserver_json(r, "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
+                       "\"message\":\"ListOptions.meta.k8s.io \\\"\\\" is invalid: "
+                       "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch "
+                       "unless the WatchList feature gate is enabled\",\"reason\":\"Invalid\","
+                       "\"code\":422}");
+    testserver_limit(r, 1);
+    make_informer_by(0, INFORMER_INITIAL_AUTO);
+    informer_start(inf);
+    run_until("add ns/c@30;");
+    cr_expect_str_eq(trace, "add ns/a@10;synced;error;add ns/c@30;",
+                     "the refusal is no error; the 504 is, and is retried");
+    cr_expect_str_eq(informer_loaded_by(inf), "paged");
+    informer_stats_t st;
+    informer_get_stats(inf, &st);
+    cr_expect_eq(st.streams, 1, "a refused stream is not tried again");
+    cr_expect_eq(st.lists, 3);
+    fflush(logsink);
+    cr_expect_not_null(strstr(logged, "does not stream the initial state"), "%s", logged);
+    cr_expect_not_null(strstr(logged, "WatchList feature gate"), "%s", logged);
+    cr_expect_not_null(strstr(logged, "the next LIST reads etcd"), "%s", logged);
+}
+
+Test(informer, a_server_that_ignores_sendInitialEvents_is_listed_instead)
+{
+    testserver_hold(testserver_route(srv, "GET", "/api/v1/pods?watch=1&allowWatchBookmarks", 200));
+    char items[1200];
+    snprintf(items, sizeof(items), "%s,%s", pod("a", "10"), pod("b", "11"));
+    list_page("/api/v1/pods?limit=500&resourceVersion=0&", items, "12", "");
+    /* an old server: the objects as ADDED events, then a plain bookmark */
+    const char *evs[] = {event("ADDED", pod("a", "10")),
+                         "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"metadata\":{"
+                         "\"resourceVersion\":\"12\"}}}\n",
+                         NULL};
+    stream_route("/api/v1/pods?watch=1&sendInitialEvents=true", true, evs);
+    make_informer_by(0, INFORMER_INITIAL_AUTO);
+    informer_start(inf);
+    run_until("synced;");
+    cr_expect_str_eq(trace, "add ns/a@10;add ns/b@11;synced;");
+    cr_expect_str_eq(informer_loaded_by(inf), "cache");
+}
+
+Test(informer, the_cache_mode_never_streams)
+{
+    testserver_hold(testserver_route(srv, "GET", "/api/v1/pods?watch=1&allowWatchBookmarks", 200));
+    list_page("/api/v1/pods?limit=500&resourceVersion=0&", pod("a", "10"), "10", "");
+    make_informer_by(0, INFORMER_INITIAL_CACHE);
+    informer_start(inf);
+    run_until("synced;");
+    cr_expect_str_eq(trace, "add ns/a@10;synced;");
+    const testserver_request_t *q = testserver_request(srv, 0);
+    cr_assert_not_null(q);
+    cr_expect_null(strstr(q->target, "sendInitialEvents"), "%s", q->target);
+    informer_initial_t v;
+    cr_expect_eq(informer_initial_parse("paged", &v), 0);
+    cr_expect_eq(v, INFORMER_INITIAL_PAGED);
+    cr_expect_eq(informer_initial_parse("etcd", &v), -1);
+    cr_expect_str_eq(informer_initial_name(INFORMER_INITIAL_CACHE), "cache");
 }
