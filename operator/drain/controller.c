@@ -14,6 +14,7 @@
 #include "drain/engine.h"
 #include "drain/record.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,14 @@ static const char *mig_vmi_index(const kube_obj_t *o)
 {
     const kube_migration_t *m = kube_obj_as_migration(o);
     return m && m->vmi_name[0] ? m->vmi_name : NULL;
+}
+
+/* Only the migrations still in flight, so that the recount after each batch
+ * walks them and not the finished ones KubeVirt keeps (several per VMI). */
+static const char *mig_in_flight_index(const kube_obj_t *o)
+{
+    const kube_migration_t *m = kube_obj_as_migration(o);
+    return m && drain_migration_in_flight(m) ? DRAIN_INDEX_IN_FLIGHT : NULL;
 }
 
 /* --- watch handlers: record and enqueue, never write ------------------------------------- */
@@ -217,8 +226,7 @@ void drain_controller_set_leading(drain_controller_t *c, bool leading)
     kube_http_fence(c->http, leading ? NULL : FENCE_TEXT);
     if (!leading) {
         log_info("writes stopped: this replica does not lead; caches and the webhook stay on");
-        drain__update_gauges(c); /* the leader's series are its own */
-        return;
+        return; /* the gauges' collector leaves out the leader's own series now */
     }
     log_info("leading: reconciling every node", "ready", c->ready ? "yes" : "not yet");
     drain__sources_lead(c);
@@ -299,6 +307,7 @@ static int make_informers(drain_controller_t *c, const drain_controller_opts_t *
         informer_add_index(c->vmis, "node", vmi_node_index) < 0 ||
         informer_add_index(c->migs, "vmi", mig_vmi_index) < 0 ||
         informer_add_index(c->migs, "node", drain_mig_source) < 0 ||
+        informer_add_index(c->migs, DRAIN_INDEX_IN_FLIGHT, mig_in_flight_index) < 0 ||
         informer_add_index(c->pods, "node", pod_node_index) < 0)
         return -1;
     return 0;
@@ -346,7 +355,8 @@ drain_controller_t *drain_controller_new(struct ev_loop *loop, kube_http_t *http
     c->planner = planner_new(PLANNER_DEFAULT_ORDER);
     if (c->queue)
         workqueue_on_batch(c->queue, drain__on_batch);
-    if (!c->cfg_ns || !c->cfg_name || !c->queue || !c->planner || make_informers(c, opts) < 0) {
+    if (!c->cfg_ns || !c->cfg_name || !c->queue || !c->planner || make_informers(c, opts) < 0 ||
+        metrics_add_collector(drain__collect_gauges, c) < 0) {
         drain_controller_free(c);
         return NULL;
     }
@@ -405,6 +415,7 @@ void drain_controller_free(drain_controller_t *c)
 {
     if (!c)
         return;
+    metrics_remove_collector(drain__collect_gauges, c);
     drain_controller_stop(c);
     workqueue_free(c->queue);
     planner_free(c->planner);

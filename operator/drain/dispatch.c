@@ -3,7 +3,8 @@
  *
  * After each batch of reconciles (and when a backoff ends, or the
  * configuration changes) the in-flight migrations are recounted from the
- * cache, whoever made them, by source node; candidates whose migration the
+ * cache's in-flight index (the finished ones are not walked), whoever made
+ * them, by source node; candidates whose migration the
  * cache already shows leave the planner in the same pass (the planner's
  * contract in planner.h: nothing is counted twice); then the planner picks
  * what may start and the writer creates it.
@@ -74,7 +75,8 @@ static int recount(drain_controller_t *c)
     recount_t rc = {.c = c};
 
     hmap_init(&rc.per_node);
-    informer_foreach(c->migs, count_in_flight, &rc);
+    informer_index_foreach(c->migs, DRAIN_INDEX_IN_FLIGHT, DRAIN_INDEX_IN_FLIGHT, count_in_flight,
+                           &rc);
     planner_reset_in_flight(c->planner);
     for (hmap_entry_t *e = hmap_first(&rc.per_node); e; e = hmap_next(&rc.per_node, e))
         if (planner_set_in_flight(c->planner, e->key, (int)(intptr_t)e->value) < 0)

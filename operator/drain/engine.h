@@ -34,6 +34,8 @@
 
 #define DRAIN_NODE_KEY_MAX 254
 #define DRAIN_VMI_KEY_MAX  512
+/* The migrations cache's index of those in flight (its only value too). */
+#define DRAIN_INDEX_IN_FLIGHT "in-flight"
 
 /* The values of node_rt_t.ended. */
 #define DRAIN_ENDED_WATCHED ((void *)1)
@@ -152,9 +154,11 @@ void drain__sources_synced(drain_controller_t *c);
 /* The work queue's function: reconciles one node. */
 void drain__sync(void *ud, const char *node);
 
-/* The gauges of drain states, from the runtime records; the series of
- * each node under drain only while this replica leads. */
-void drain__update_gauges(drain_controller_t *c);
+/* The gauges of drain states, from the runtime records as the last
+ * reconciles left them; the series of each node under drain only while
+ * this replica leads. A metrics collector (ud: the controller), run when
+ * /metrics is rendered. */
+void drain__collect_gauges(void *ud);
 
 /* Forgets the candidates of a node (its record stays). */
 void drain__drop_candidates(drain_controller_t *c, node_rt_t *r, const char *node);

@@ -172,8 +172,12 @@ static void update_node_gauges(drain_controller_t *c)
     }
 }
 
-void drain__update_gauges(drain_controller_t *c)
+/* A collector (metrics_add_collector): the gauges are counted over the
+ * nodes when /metrics is scraped, so that a reconcile costs the same on a
+ * cluster of any size. */
+void drain__collect_gauges(void *ud)
 {
+    drain_controller_t *c = ud;
     static metrics_gauge_t *g_drains, *g_blocked, *g_nodes;
     static const char *const state_label[] = {"state"};
     int by_state[DRAIN_STATE_COMPLETED + 1] = {0}, blocked = 0;
@@ -239,7 +243,6 @@ static void node_gone(drain_controller_t *c, node_rt_t *r, const char *name, con
         hmap_del(&c->rt, name);
         drain__rt_free(r);
     }
-    drain__update_gauges(c);
 }
 
 /* The unreported ends of migrations from this node, from the cache; the
@@ -348,7 +351,6 @@ static int reconcile_view(drain_controller_t *c, node_rt_t *r, drain_view_t *v)
     r->started_unwritten = (vd_time_t){0, 0};
     if (plan.started_at[0] && !kube_obj_annotation(&v->node->obj, DRAIN_ANN_STARTED_AT))
         time_parse_rfc3339(plan.started_at, &r->started_unwritten, NULL, 0);
-    drain__update_gauges(c);
     int rc = apply_candidates(c, r, v, &plan);
     drain__write_plan(c, r, v, &plan);
     drain__write_record(c, r, v, &plan);
