@@ -8,7 +8,9 @@
 #   make lint       clang-format check and cppcheck
 #   make e2e        end-to-end tests on a real kube-apiserver (e2e/bed.sh)
 #   make valgrind-e2e  twelve of them with vmdrain under valgrind
-#   make bench      benchmarks: pacing, decoding
+#   make bench      benchmarks: pacing, decoding, webhook; the scale benchmark
+#                   against a client-go peer when the test bed is built
+#   make bench-scale  that scale benchmark alone (SCALE_FLAGS, docs/performance.md)
 #   make image      the container image vmdrain:$(VERSION) (Docker)
 #   make release    dist/: the chart package, the image archive, the binaries
 #   make test       everything CI runs
@@ -217,6 +219,15 @@ build/rel/bench/webhook_bench.o: CFLAGS_COMMON += -Iunit/web
 build/bench/webhook_bench: build/rel/unit/web/testcert.o
 bench: $(addprefix build/bench/,$(BENCH_NAMES))
 	@set -e; for b in $(BENCH_NAMES); do echo "== $$b"; ./build/bench/$$b; done
+	@if [ -d "$${XDG_CACHE_HOME:-$$HOME/.cache}/vmdrain/testbed" ]; then $(MAKE) --no-print-directory bench-scale; \
+	else echo "== scale: skipped, no test bed built (make testbed, then make bench-scale)"; fi
+
+# make bench-scale [SCALE_FLAGS="--nodes 500 --pods 10000 --vmis 5000 --reps 3" | SCALE_FLAGS=--large]:
+# vmdrain's sync of a large cluster against a client-go peer on a bed of its own
+.PHONY: bench-scale
+bench-scale: bin/vmdrain
+	@echo "== scale"
+	SCALE_FLAGS='$(SCALE_FLAGS)' bash scripts/bench-scale.sh
 
 test: lint unit fuzz-replay e2e valgrind-e2e
 
