@@ -80,19 +80,27 @@ func pad(n int) string {
 	return strings.Repeat("x", n)
 }
 
-// load creates what sz holds beyond what from held (a smaller load).
-func load(ctx context.Context, b *bed.Bed, from, sz sizes, workers int) error {
-	for _, name := range []string{benchNS, configNS} {
+// ensureBase creates the namespaces and vmdrain's configuration ConfigMap:
+// one migration at a time in the cluster (the reaction time needs a start
+// to wait for an end; the sync does not depend on the limits).
+func ensureBase(ctx context.Context, b *bed.Bed) error {
+	for _, name := range []string{benchNS, configNS, reactNS} {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 		if _, err := b.Kube.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("namespace %s: %w", name, err)
 		}
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: configName, Namespace: configNS},
-		Data: map[string]string{"feature-gates": "LiveMigration", "migrations": "parallelMigrationsPerCluster: 5\n"}}
+		Data: map[string]string{"feature-gates": "LiveMigration",
+			"migrations": "parallelMigrationsPerCluster: 1\nparallelOutboundMigrationsPerNode: 1\n"}}
 	if _, err := b.Kube.CoreV1().ConfigMaps(configNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("ConfigMap %s/%s: %w", configNS, configName, err)
 	}
+	return nil
+}
+
+// load creates what sz holds beyond what from held (a smaller load).
+func load(ctx context.Context, b *bed.Bed, from, sz sizes, workers int) error {
 	steps := []struct {
 		what     string
 		from, to int

@@ -5,9 +5,12 @@
 //	scalebench --vmdrain bin/vmdrain --peer PATH [--nodes N --pods N --vmis N
 //	           --migrations N --reps N] [--large]
 //
-// It stops the bed's kwok and simulator (the objects are static: nothing
-// but the programs measured talks to the apiserver), loads the objects
-// (load.go), then starts, one after the other and in a rotating order,
+// It first drains a node of simulated VMs one migration at a time and
+// prints the reaction time (reaction.go). Then it stops the bed's kwok and
+// simulator (the objects are static: nothing but the programs measured
+// talks to the apiserver), loads the objects (load.go) at a tenth of the
+// size and at the size, counting the instructions of a VMI watch event at
+// each (events.go), then starts, one after the other and in a rotating order,
 // `vmdrain run`, the peer and the peer that strips managedFields, each
 // until its caches have synced. For each it reads its resident memory and
 // CPU from /proc a second after the sync, and the apiserver's CPU and
@@ -57,6 +60,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of each program")
 	large := flag.Bool("large", false, "5,000 Nodes, 100,000 Pods, 50,000 VMIs")
 	workers := flag.Int("workers", 16, "concurrent creates while loading")
+	reactN := flag.Int("reaction", 25, "VMs drained one migration at a time for the reaction time (0: none)")
 	events := flag.Int("events", 300, "VMI patches for the instructions per event, at a tenth of the size and at the size (0: none)")
 	flag.Parse()
 	if *large {
@@ -69,13 +73,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scalebench: --peer is required; --nodes, --vmis and --reps must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*vmdrain, *peer, sz, *reps, *workers, *events); err != nil {
+	if err := run(*vmdrain, *peer, sz, *reps, *workers, *events, *reactN); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(vmdrain, peer string, sz sizes, reps, workers, events int) error {
+func run(vmdrain, peer string, sz sizes, reps, workers, events, reactN int) error {
 	ctx := context.Background()
 	b, err := bed.Open()
 	if err != nil {
@@ -84,6 +88,14 @@ func run(vmdrain, peer string, sz sizes, reps, workers, events int) error {
 	b.Config.QPS, b.Config.Burst = 2000, 4000
 	if b, err = reopen(b); err != nil {
 		return err
+	}
+	if err := ensureBase(ctx, b); err != nil {
+		return err
+	}
+	if reactN > 0 { // needs kwok and the simulator: before they stop
+		if err := reaction(ctx, b, vmdrain, reactN); err != nil {
+			return fmt.Errorf("reaction time: %w", err)
+		}
 	}
 	for _, d := range []string{"kwok", "sim"} {
 		stopDaemon(b, d)
