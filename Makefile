@@ -218,7 +218,8 @@ build/bench/%: build/rel/bench/%.o $(patsubst %.c,build/rel/%.o,$(LIB_SRCS))
 build/rel/bench/webhook_bench.o: CFLAGS_COMMON += -Iunit/web
 build/bench/webhook_bench: build/rel/unit/web/testcert.o
 bench: $(addprefix build/bench/,$(BENCH_NAMES))
-	@set -e; for b in $(BENCH_NAMES); do echo "== $$b"; ./build/bench/$$b; done
+	@set -e; for b in $(filter-out decode_bench,$(BENCH_NAMES)); do echo "== $$b"; ./build/bench/$$b; done
+	@echo "== decode_bench, and client-go on the same JSON"; bash scripts/bench-decode.sh
 	@if [ -d "$${XDG_CACHE_HOME:-$$HOME/.cache}/vmdrain/testbed" ]; then $(MAKE) --no-print-directory bench-scale; \
 	else echo "== scale: skipped, no test bed built (make testbed, then make bench-scale)"; fi
 

@@ -10,7 +10,10 @@
  * object (the sum of kube_obj_size() and the growth of the resident set,
  * each divided by the count) and JSON bytes per object for comparison.
  *
- *   decode_bench [PODS [VMIS]]
+ *   decode_bench [PODS [VMIS [DIR]]]
+ *
+ * With DIR, the two lists are also written there (pods.json, vmis.json)
+ * for a peer to decode the same bytes (e2e/cmd/decodepeer, make bench).
  */
 #include "kube/decode.h"
 #include "util/buf.h"
@@ -277,11 +280,25 @@ static double decode(kube_kind_t kind, const char *body, size_t len, struct cach
 
 /* Runs the measurements for one kind and prints them. The first run keeps
  * its objects while the resident set is measured. */
+/* Writes body to DIR/name; exits on an error. */
+static void write_body(const char *dir, const char *name, const char *body, size_t len)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f || fwrite(body, 1, len, f) != len || fclose(f) != 0) {
+        fprintf(stderr, "decode_bench: cannot write %s\n", path);
+        exit(1);
+    }
+}
+
 static void bench(const char *what, kube_kind_t kind, const char *list_kind,
-                  void (*put)(buf_t *, unsigned), unsigned count)
+                  void (*put)(buf_t *, unsigned), unsigned count, const char *dir, const char *file)
 {
     size_t len;
     char *body = make_list(list_kind, put, count, &len);
+    if (dir)
+        write_body(dir, file, body, len);
     double best = 0;
     size_t held = 0, rss_growth = 0, n = 0;
 
@@ -315,11 +332,12 @@ int main(int argc, char **argv)
 {
     unsigned pods = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 100000;
     unsigned vmis = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 20000;
+    const char *dir = argc > 3 ? argv[3] : NULL;
     if (!pods || !vmis) {
-        fprintf(stderr, "usage: decode_bench [PODS [VMIS]]\n");
+        fprintf(stderr, "usage: decode_bench [PODS [VMIS [DIR]]]\n");
         return 2;
     }
-    bench("Pods", KUBE_KIND_POD, "PodList", put_pod, pods);
-    bench("VMIs", KUBE_KIND_VMI, "VirtualMachineInstanceList", put_vmi, vmis);
+    bench("Pods", KUBE_KIND_POD, "PodList", put_pod, pods, dir, "pods.json");
+    bench("VMIs", KUBE_KIND_VMI, "VirtualMachineInstanceList", put_vmi, vmis, dir, "vmis.json");
     return 0;
 }
