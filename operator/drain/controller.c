@@ -158,14 +158,15 @@ static void mig_added(void *ud, const kube_obj_t *obj)
 static void mig_updated(void *ud, const kube_obj_t *old, const kube_obj_t *obj)
 {
     const kube_migration_t *m = kube_obj_as_migration(obj);
-    char key[DRAIN_VMI_KEY_MAX];
 
     if (m->phase != kube_obj_as_migration(old)->phase) {
         note_ended(ud, obj, DRAIN_ENDED_WATCHED);
         /* when the watch delivered an end (the reaction time starts here) */
-        if (!drain_migration_in_flight(m))
+        if (!drain_migration_in_flight(m)) {
+            char key[DRAIN_VMI_KEY_MAX];
             log_debug("migration ended", "migration", drain__key(obj, key, sizeof(key)), "phase",
                       m->phase == KUBE_MIGRATION_SUCCEEDED ? "Succeeded" : "Failed");
+        }
     }
     mig_touch(ud, m);
 }
