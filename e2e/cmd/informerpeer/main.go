@@ -3,9 +3,12 @@
 // and selectors (Nodes, VirtualMachineInstances, migrations, NodeDrains, the
 // configuration ConfigMap by name, virt-launcher Pods by label), waits until
 // every cache has synced, prints one line and then idles until SIGTERM, so
-// that its resident memory and CPU can be read from /proc.
+// that its resident memory and CPU can be read from /proc. With
+// --webhook-listen it then serves an eviction webhook from those caches
+// (webhook.go), the peer of vmdrain's.
 //
 //	informerpeer --kubeconfig FILE --config NS/NAME [--strip-managed-fields]
+//	             [--webhook-listen ADDR --tls-cert FILE --tls-key FILE]
 //
 // Core kinds are typed (client-go's own structs); KubeVirt's kinds and the
 // NodeDrain are unstructured, as a program without KubeVirt's Go module has
@@ -17,6 +20,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -43,14 +47,20 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig file")
 	config := flag.String("config", "vmdrain-system/vmdrain-config", "the configuration ConfigMap, NAMESPACE/NAME")
 	strip := flag.Bool("strip-managed-fields", false, "drop metadata.managedFields before caching (a transform)")
+	var wh webhookFlags
+	flag.StringVar(&wh.listen, "webhook-listen", "", "serve the eviction webhook on this address once synced (HTTPS)")
+	flag.StringVar(&wh.cert, "tls-cert", "", "the webhook's certificate (PEM)")
+	flag.StringVar(&wh.key, "tls-key", "", "the webhook's private key (PEM)")
 	flag.Parse()
-	if err := run(*kubeconfig, *config, *strip); err != nil {
+	if err := run(*kubeconfig, *config, *strip, wh); err != nil {
 		fmt.Fprintln(os.Stderr, "informerpeer:", err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, config string, strip bool) error {
+type webhookFlags struct{ listen, cert, key string }
+
+func run(kubeconfig, config string, strip bool, wh webhookFlags) error {
 	ns, name, ok := strings.Cut(config, "/")
 	if !ok || ns == "" || name == "" {
 		return fmt.Errorf("--config wants NAMESPACE/NAME, not %q", config)
@@ -95,6 +105,9 @@ func run(kubeconfig, config string, strip bool) error {
 		pods.Core().V1().Pods().Informer().HasSynced,
 		cms.Core().V1().ConfigMaps().Informer().HasSynced,
 	}
+	if err := dyn.ForResource(migrationGVR).Informer().AddIndexers(cache.Indexers{"vmi": migrationVMIIndex}); err != nil {
+		return err
+	}
 	for _, gvr := range []schema.GroupVersionResource{vmiGVR, migrationGVR, nodeDrainGVR} {
 		inf := dyn.ForResource(gvr).Informer()
 		if transform != nil {
@@ -111,7 +124,20 @@ func run(kubeconfig, config string, strip bool) error {
 		return fmt.Errorf("caches did not sync")
 	}
 	fmt.Printf("caches synced after %.3f s\n", time.Since(start).Seconds())
-	<-ctx.Done()
+	if wh.listen == "" {
+		<-ctx.Done()
+		return nil
+	}
+	h := &webhook{pods: pods.Core().V1().Pods().Lister(), vmis: dyn.ForResource(vmiGVR).Lister(),
+		migrations: dyn.ForResource(migrationGVR).Informer().GetIndexer()}
+	mux := http.NewServeMux()
+	mux.Handle("/validate-eviction", h)
+	srv := &http.Server{Addr: wh.listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	fmt.Printf("webhook serving on %s\n", wh.listen)
+	if err := srv.ListenAndServeTLS(wh.cert, wh.key); err != nil && err != http.ErrServerClosed {
+		return err
+	}
 	return nil
 }
 

@@ -15,7 +15,8 @@
 // until its caches have synced. For each it reads its resident memory and
 // CPU from /proc a second after the sync, and the apiserver's CPU and
 // request time from the apiserver's /metrics before and after. It prints
-// the medians and vmdrain's ratio to each peer.
+// the medians and vmdrain's ratio to each peer. Last, vmdrain's eviction
+// webhook and the peer's, under the same load (webhook.go).
 package main
 
 import (
@@ -61,6 +62,8 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of each program")
 	large := flag.Bool("large", false, "5,000 Nodes, 100,000 Pods, 50,000 VMIs")
 	workers := flag.Int("workers", 16, "concurrent creates while loading")
+	whRequests := flag.Int("webhook-requests", 4000, "dry-run eviction reviews per webhook run (0: no webhook runs)")
+	whClients := flag.Int("webhook-clients", 16, "reviews in flight")
 	reactN := flag.Int("reaction", 25, "VMs drained one migration at a time for the reaction time (0: none)")
 	events := flag.Int("events", 300, "VMI patches for the instructions per event, at a tenth of the size and at the size (0: none)")
 	flag.Parse()
@@ -74,13 +77,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "scalebench: --peer is required; --nodes, --vmis and --reps must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*vmdrain, *peer, sz, *reps, *workers, *events, *reactN); err != nil {
+	if err := run(*vmdrain, *peer, sz, *reps, *workers, *events, *reactN, *whRequests, *whClients); err != nil {
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(vmdrain, peer string, sz sizes, reps, workers, events, reactN int) error {
+func run(vmdrain, peer string, sz sizes, reps, workers, events, reactN, whRequests, whClients int) error {
 	ctx := context.Background()
 	b, err := bed.Open()
 	if err != nil {
@@ -156,6 +159,12 @@ func run(vmdrain, peer string, sz sizes, reps, workers, events, reactN int) erro
 		}
 	}
 	report(variants, results, reps)
+	if whRequests > 0 {
+		fmt.Println()
+		if err := benchWebhook(b, vmdrain, peer, reps, whClients, whRequests, min(100, sz.vmis, sz.pods)); err != nil {
+			return err
+		}
+	}
 	if len(costs) == 2 {
 		fmt.Printf("\ninstructions per VMI watch event (with its reconcile and dispatch), callgrind:\n")
 		fmt.Printf("%8d VMIs %12.0f\n%8d VMIs %12.0f\nratio %.2f (flat: under 2)\n",
