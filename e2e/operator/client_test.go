@@ -48,6 +48,7 @@ func debugRun(t *testing.T, kubeconfig string, args ...string) (string, string, 
 
 // watcher is a running `vmdrain debug watch`, its output collected by line.
 type watcher struct {
+	log   string // its stderr, the log at level info
 	cmd   *exec.Cmd
 	mu    sync.Mutex
 	lines []string
@@ -69,7 +70,7 @@ func startWatch(t *testing.T, kubeconfig string, args ...string) *watcher {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	w := &watcher{cmd: cmd, done: make(chan struct{})}
+	w := &watcher{log: logf.Name(), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		s := bufio.NewScanner(stdout)
